@@ -1,0 +1,144 @@
+"""`apps`, `apps:create`, `apps:info`, `apps:destroy`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from gitd.commands.base import (
+    Command,
+    CommandError,
+    Invocation,
+    app_badge,
+    format_time,
+    styled_header,
+    styled_object,
+)
+from gitd.repos import ensure_repo, repo_path
+from runtime.names import SYSTEM_APP, InvalidName, check_app_name, random_app_name
+from runtime.store import Conflict
+
+RANDOM_NAME_TRIES = 20
+
+
+def list_apps(inv: Invocation, args: argparse.Namespace) -> None:
+    apps = inv.ctx.store.apps()
+    own = [a for a in apps if a.owner == inv.key.name]
+    others = [
+        a for a in apps if a.owner != inv.key.name and inv.ctx.store.can_access(inv.key, a.name)
+    ]
+    inv.out(styled_header(f"{inv.key.name} Apps"))
+    for app in own:
+        inv.out(app.name)
+    if others:
+        inv.out()
+        inv.out(styled_header("Collaborated Apps"))
+        width = max(len(a.name) for a in others) + 2
+        for app in others:
+            inv.out(f"{app.name:<{width}}{app.owner}")
+
+
+def create_app(inv: Invocation, args: argparse.Namespace) -> None:
+    name = args.name
+    if name is not None:
+        create_named_app(inv, name)
+    else:
+        for _ in range(RANDOM_NAME_TRIES):
+            try:
+                name = random_app_name()
+                inv.ctx.store.create_app(name, inv.key.name)
+                break
+            except Conflict:
+                continue
+        else:
+            raise CommandError("could not find a free app name: give one")
+    ensure_repo(repo_path(inv.ctx.settings, name))
+    inv.progress(f"Creating {app_badge(name)}... done")
+    settings = inv.ctx.settings
+    inv.out(f"{settings.web_url(name)} | {settings.git_url(name)}")
+
+
+def create_named_app(inv: Invocation, name: str) -> None:
+    """Validate and record a new app owned by the caller (also used by `git push`)."""
+    try:
+        check_app_name(name)
+    except InvalidName as e:
+        raise CommandError(str(e)) from None
+    if name == SYSTEM_APP and not inv.key.admin:
+        raise CommandError(f"{SYSTEM_APP} is reserved for the platform itself")
+    try:
+        inv.ctx.store.create_app(name, inv.key.name)
+    except Conflict:
+        raise CommandError(f"Name {name} is already taken") from None
+
+
+def app_info(inv: Invocation, args: argparse.Namespace) -> None:
+    store, settings = inv.ctx.store, inv.ctx.settings
+    app = store.app(inv.app)
+    inv.out(styled_header(app.name))
+    fields = {
+        "Collaborators": ", ".join(store.collaborators(app.name)) or "none",
+        "Created": format_time(app.created_at),
+        "Git URL": settings.git_url(app.name),
+        "Owner": app.owner,
+        "Repo Size": _human_size(_tree_size(repo_path(settings, app.name))),
+        "Web URL": settings.web_url(app.name),
+    }
+    inv.out(styled_object(fields))
+
+
+def destroy_app(inv: Invocation, args: argparse.Namespace) -> None:
+    name = inv.app
+    if name == SYSTEM_APP:
+        raise CommandError(f"{SYSTEM_APP} is the platform itself and cannot be destroyed")
+    if args.confirm != name:
+        raise CommandError(
+            f"This will delete {app_badge(name)} and all its data: re-run with --confirm {name}"
+        )
+    settings = inv.ctx.settings
+    path = repo_path(settings, name)
+    inv.ctx.store.delete_app(name)
+    # The record goes first: a half-removed directory is then only garbage, never an app.
+    for folder in (path, settings.logs_dir / name):
+        shutil.rmtree(folder, ignore_errors=True)
+    inv.progress(f"Destroying {app_badge(name)} (including all add-ons)... done")
+
+
+def _tree_size(root: Path) -> int:
+    if not root.exists():
+        return 0
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _create_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="the app's name (random when omitted)")
+
+
+def _destroy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("positional_app", nargs="?", metavar="APP", help="the app to destroy")
+    parser.add_argument("--confirm", metavar="APP", help="the app's name, to confirm")
+
+
+COMMANDS = (
+    Command("apps", "list your apps", list_apps),
+    Command("apps:create", "create a new app", create_app, _create_arguments),
+    Command("apps:info", "show detailed app information", app_info, app=True),
+    Command(
+        "apps:destroy",
+        "permanently destroy an app and everything of it",
+        destroy_app,
+        _destroy_arguments,
+        app=True,
+        owner=True,
+    ),
+)

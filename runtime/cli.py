@@ -1,0 +1,134 @@
+"""The `ouro` command, run on the platform's host by its owner.
+
+`ouro up` runs the platform in the foreground; the other commands work on
+`OURO_HOME` directly, whether or not the platform is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from runtime.control import ControlError, request
+from runtime.settings import Settings, SettingsError
+from runtime.status import describe
+from runtime.store import Conflict, Store
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from runtime.supervisor import Supervisor
+
+    if _running(settings) is not None:
+        print(f"ouro: already running at {settings.home}", file=sys.stderr)
+        return 1
+    supervisor = Supervisor(settings)
+    try:
+        import uvloop
+
+        return uvloop.run(supervisor.run())
+    except OSError as e:
+        print(f"ouro: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    answer = _running(settings)
+    if answer is None:
+        print(f"ouro is not running at {settings.home}", file=sys.stderr)
+        return 1
+    print(describe(answer, settings))
+    return 0
+
+
+def _keys_add(args: argparse.Namespace, settings: Settings) -> int:
+    from gitd.commands.keys import register_key
+
+    path = Path(args.pubkey_file)
+    try:
+        text = sys.stdin.read() if args.pubkey_file == "-" else path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"ouro: cannot read {path}: {e}", file=sys.stderr)
+        return 1
+    name = args.name or _default_key_name(text, path)
+    store = Store(settings.db_path)
+    try:
+        fingerprint = register_key(store, name, text, admin=args.admin)
+        admin = store.key(name).admin
+    except (ValueError, Conflict) as e:
+        print(f"ouro: {e}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    role = "admin" if admin else "user"
+    print(f"Added key {name} ({role}) {fingerprint}")
+    return 0
+
+
+def _default_key_name(text: str, path: Path) -> str:
+    """The key's comment without its host (`alice@laptop` -> `alice`), else the user."""
+    fields = text.split()
+    comment = fields[2] if len(fields) > 2 else ""
+    name = comment.split("@")[0] if comment else ""
+    return name or os.environ.get("USER", "") or path.stem
+
+
+def _running(settings: Settings) -> dict[str, object] | None:
+    """The supervisor's status answer, or None when no platform runs at this home."""
+    try:
+        status = json.loads(settings.status_file.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        answer = request(settings.control_socket, "status", timeout=5.0)
+    except ControlError:
+        return None
+    answer.setdefault("pid", status.get("pid"))
+    return answer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ouro", description="A platform that runs itself.")
+    parser.add_argument("--home", help="state directory (OURO_HOME, default ~/.ouro)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the platform in the foreground")
+    up.add_argument("--bind", help="bind address (OURO_BIND, default 127.0.0.1)")
+    up.add_argument("--ssh-port", help="SSH port (OURO_SSH_PORT, default 2222)")
+    up.add_argument("--http-port", help="HTTP port (OURO_HTTP_PORT, default 8080)")
+    up.add_argument("--domain", help="app domain (OURO_DOMAIN, default localhost)")
+    up.set_defaults(run=_up)
+
+    status = sub.add_parser("status", help="exit 0 and describe the platform when it is up")
+    status.set_defaults(run=_status)
+
+    keys = sub.add_parser("keys:add", help="register an SSH public key (the first is admin)")
+    keys.add_argument("--name", help="the key's name (default: from its comment)")
+    keys.add_argument("--admin", action="store_true", help="the key may do anything")
+    keys.add_argument("pubkey_file", metavar="PUBKEY_FILE", help="the public key file, or -")
+    keys.set_defaults(run=_keys_add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = {
+        "home": args.home,
+        "bind": getattr(args, "bind", None),
+        "ssh_port": getattr(args, "ssh_port", None),
+        "http_port": getattr(args, "http_port", None),
+        "domain": getattr(args, "domain", None),
+    }
+    try:
+        settings = Settings.load(**flags)
+    except SettingsError as e:
+        print(f"ouro: {e}", file=sys.stderr)
+        return 2
+    status: int = args.run(args, settings)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

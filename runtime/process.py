@@ -1,0 +1,217 @@
+"""One supervised process: what to run (`ProcessSpec`) and the running child.
+
+A child starts in its own session (so its whole group can be signalled), dies
+with the supervisor (`PR_SET_PDEATHSIG`), gets its listening sockets at fd 3...
+(`LISTEN_FDS`), and has stdout and stderr merged into one pipe that the
+supervisor reads line by line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import enum
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime.sockets import LISTEN_FDS_START
+from runtime.users import AppUser
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+class State(enum.StrEnum):
+    STARTING = "starting"
+    UP = "up"
+    CRASHED = "crashed"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What to run for one process `TYPE.N` of an app."""
+
+    app: str
+    type: str
+    index: int
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: Path
+    user: AppUser | None = None
+    sockets: tuple[socket.socket, ...] = field(default=(), compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.type}.{self.index}"
+
+
+def _child_setup() -> None:
+    # Runs in the child between fork and exec: no logging, no locks.
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the supervisor died before the prctl took effect
+        os._exit(1)
+
+
+class Child:
+    """A running process of a `ProcessSpec`, watched through a pidfd."""
+
+    def __init__(
+        self,
+        spec: ProcessSpec,
+        on_line: Callable[[str], None],
+        on_exit: Callable[[Child], None],
+    ) -> None:
+        self.spec = spec
+        self.started_at = time.time()
+        self.returncode: int | None = None
+        self._on_exit = on_exit
+        self._popen = _spawn(spec)
+        self.pid = self._popen.pid
+        loop = asyncio.get_running_loop()
+        self._pidfd = os.pidfd_open(self.pid)
+        loop.add_reader(self._pidfd, self._reap)
+        if self._popen.stdout is None:
+            raise RuntimeError("child spawned without an output pipe")
+        self._reader = _LineReader(on_line)
+        self._out = self._popen.stdout
+        os.set_blocking(self._out.fileno(), False)
+        loop.add_reader(self._out.fileno(), self._read_output)
+        self.exited = loop.create_future()
+
+    def signal(self, signum: int) -> None:
+        """Signal the child's whole process group; a gone group is not an error."""
+        if self.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signum)
+
+    def _read_output(self) -> None:
+        try:
+            data = os.read(self._out.fileno(), 65536)
+        except BlockingIOError:
+            return
+        if data:
+            self._reader.feed(data)
+            return
+        asyncio.get_running_loop().remove_reader(self._out.fileno())
+        self._reader.flush()
+
+    def _reap(self) -> None:
+        if self._popen.poll() is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._drain_output()
+        self.returncode = self._popen.returncode
+        # The group may outlive its leader (daemons it forked): they go with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if not self.exited.done():
+            self.exited.set_result(self.returncode)
+        self._on_exit(self)
+
+    def _drain_output(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd = self._out.fileno()
+        loop.remove_reader(fd)
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            self._reader.feed(data)
+        self._reader.flush()
+        self._out.close()
+
+    @property
+    def exit_status(self) -> int:
+        """The status as a shell reports it: 128+N for death by signal N."""
+        code = self.returncode or 0
+        return 128 - code if code < 0 else code
+
+
+class _LineReader:
+    """Splits a byte stream into text lines; a line never waits past 64 KiB."""
+
+    LIMIT = 65536
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self._on_line = on_line
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) >= self.LIMIT:
+                    self._emit(bytes(self._buffer[: self.LIMIT]))
+                    del self._buffer[: self.LIMIT]
+                    continue
+                return
+            self._emit(bytes(self._buffer[:end]))
+            del self._buffer[: end + 1]
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._emit(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _emit(self, raw: bytes) -> None:
+        self._on_line(raw.decode("utf-8", "replace").rstrip("\r"))
+
+
+def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
+    argv = list(spec.argv)
+    env = dict(spec.env)
+    fds = [s.fileno() for s in spec.sockets]
+    if fds:
+        # LISTEN_PID must name the child itself, known only after the fork:
+        # the shell's `$$` is that pid, and `exec` keeps it.
+        env["LISTEN_FDS"] = str(len(fds))
+        argv = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "ouro-listen", *argv]
+    user = spec.user
+    return subprocess.Popen(
+        argv,
+        env=env,
+        cwd=spec.cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        pass_fds=_arrange_fds(fds),
+        preexec_fn=_listen_fds_setup(fds),
+        user=user.uid if user else None,
+        group=user.gid if user else None,
+        extra_groups=[] if user else None,
+    )
+
+
+def _arrange_fds(fds: list[int]) -> tuple[int, ...]:
+    # Only the target numbers are kept open: the originals close with the rest.
+    return tuple(range(LISTEN_FDS_START, LISTEN_FDS_START + len(fds)))
+
+
+def _listen_fds_setup(fds: list[int]) -> Callable[[], None]:
+    def setup() -> None:
+        _child_setup()
+        # Move the sockets to 3, 4, ...: first out of the way, then into place,
+        # so that a socket already sitting at a target number is not clobbered.
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1024) for fd in fds]
+        for index, fd in enumerate(moved):
+            os.dup2(fd, LISTEN_FDS_START + index)
+            os.close(fd)
+
+    return setup

@@ -1,0 +1,228 @@
+"""A real platform for end-to-end tests: `ouro up` in a temporary home, on port 0,
+driven with the real OpenSSH client and the real git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+DEADLINE = 30.0
+#: the `ouro` command, run from this checkout's interpreter
+OURO = (sys.executable, "-m", "runtime.cli")
+
+
+def wait_for(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "") -> object:
+    """Poll `condition` until it returns something truthy; fail after `timeout`."""
+    end = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class SshKey:
+    name: str
+    path: Path
+
+    @property
+    def public(self) -> Path:
+        return self.path.with_suffix(".pub")
+
+
+def make_key(folder: Path, name: str) -> SshKey:
+    path = folder / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test", "-f", str(path)],
+        check=True,
+    )
+    return SshKey(name, path)
+
+
+class Platform:
+    """One `ouro up` process group and the clients that talk to it."""
+
+    def __init__(self, home: Path, work: Path) -> None:
+        self.home = home
+        self.work = work
+        self.known_hosts = work / "known_hosts"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ssh_port = 0
+        self.http_port = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OURO_", "GIT_"))}
+        env["OURO_HOME"] = str(self.home)
+        return env
+
+    def ouro(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the local `ouro` command against this home."""
+        return subprocess.run(
+            [*OURO, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            input=input.decode() if input else None,
+        )
+
+    def start(self, *extra: str) -> None:
+        with (self.work / "up.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*OURO, "up", "--ssh-port", "0", "--http-port", "0", *extra],
+                env=self.env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        wait_for(self._ready, what="the platform to come up")
+        status = json.loads((self.home / "run" / "ouro.json").read_text())
+        self.ssh_port, self.http_port = status["ssh_port"], status["http_port"]
+        wait_for(lambda: self.ouro("status").returncode == 0, what="ouro status")
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            log = (self.work / "up.log").read_text()
+            raise RuntimeError(f"ouro up exited with {self.proc.returncode}:\n{log}")
+        return (self.home / "run" / "ouro.json").exists() and (
+            self.home / "run" / "control.sock"
+        ).exists()
+
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        """Stop the platform as Ctrl-C does; returns its exit status."""
+        if self.proc is None:
+            return 0
+        proc, self.proc = self.proc, None
+        proc.send_signal(signum)
+        try:
+            return proc.wait(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def ssh_command(self, key: SshKey, tty: bool = False) -> list[str]:
+        return [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(key.path),
+            "-p",
+            str(self.ssh_port),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "LogLevel=ERROR",
+            *(["-tt"] if tty else ["-T"]),
+        ]
+
+    def ssh_raw(
+        self, key: SshKey, command: str, input: str | bytes | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """`ssh git@HOST COMMAND` with the command line sent exactly as given."""
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run(
+            [*self.ssh_command(key), "git@127.0.0.1", command],
+            input=data if data is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+        )
+        return subprocess.CompletedProcess(
+            proc.args,
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+
+    def ssh(
+        self, key: SshKey, *argv: str, input: str | bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a platform command whose arguments arrive exactly as `argv`."""
+        return self.ssh_raw(key, shlex.join(argv), input=input)
+
+    def url(self, path: str) -> str:
+        return f"ssh://git@127.0.0.1:{self.ssh_port}/{path}"
+
+    def git(
+        self, key: SshKey, *args: str, cwd: Path | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env["GIT_SSH_COMMAND"] = shlex.join(self.ssh_command(key))
+        env.update(
+            GIT_AUTHOR_NAME="t",
+            GIT_AUTHOR_EMAIL="t@t",
+            GIT_COMMITTER_NAME="t",
+            GIT_COMMITTER_EMAIL="t@t",
+            GIT_CONFIG_NOSYSTEM="1",
+            HOME=str(self.work),
+        )
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd or self.work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+        return proc
+
+
+def make_repo(folder: Path, files: dict[str, str] | None = None, branch: str = "main") -> Path:
+    """A git work tree with one commit of `files`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    subprocess.run(["git", "init", "-q", "-b", branch, str(folder)], check=True, env=env)
+    commit(folder, files or {"README": "hello\n"}, "first")
+    return folder
+
+
+def commit(folder: Path, files: dict[str, str], message: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    subprocess.run(["git", "add", "-A"], cwd=folder, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "-m", message], cwd=folder, check=True, env=env)
+    out = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=folder,
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
