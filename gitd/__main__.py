@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 from gitd.context import Context
+from gitd.hooks import DEFAULT_HOOK, HOOK_ENV
+from gitd.packs import remove_orphans
 from gitd.server import serve
+from gitd.workers import WorkerPool
 from runtime.settings import Settings
 from runtime.sockets import inherited_sockets
 from runtime.store import Store
+
+#: seconds of the supervisor's grace period kept for stopping after the drain
+DRAIN_MARGIN = 5.0
 
 
 async def main() -> int:
@@ -29,10 +36,16 @@ async def main() -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    acceptor = await serve(Context(settings, store), sockets[0])
+    for objects in settings.repos_dir.glob("*.git/objects"):
+        remove_orphans(str(objects))  # left by a gitd generation that was killed
+    workers = WorkerPool(settings.git_workers)
+    workers.start()
+    hook = os.environ.get(HOOK_ENV) or DEFAULT_HOOK
+    acceptor = await serve(Context(settings, store, workers, hook), sockets[0])
     print(f"gitd listening on {settings.bind}:{settings.ssh_port}", flush=True)
     await stop.wait()
-    acceptor.close()
+    acceptor.close()  # no new connections; open sessions go on
+    await workers.close(timeout=max(1.0, settings.grace_period - DRAIN_MARGIN))
     await acceptor.wait_closed()
     store.close()
     return 0

@@ -2,6 +2,7 @@
 
 asyncssh objects belong to the event loop: a command running in a thread
 reaches them only through `call_soon_threadsafe` / `run_coroutine_threadsafe`.
+Coroutine commands (`run`, `logs`) run on the loop and use `process` directly.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ class Console:
     ) -> None:
         self._process = process
         self._loop = loop
+        # `ssh -t` puts the client's terminal in raw mode: a bare LF would not return
+        # the cursor, so text lines end in CR LF there (a pty's ONLCR, which we lack).
+        self._newline = b"\r\n" if process.get_terminal_type() is not None else b"\n"
+
+    @property
+    def process(self) -> asyncssh.SSHServerProcess[bytes]:
+        """The SSH session itself, for coroutine commands on the event loop."""
+        return self._process
 
     def out(self, text: str) -> None:
         """Write to the client's stdout (from any thread)."""
@@ -46,7 +55,7 @@ class Console:
         return data
 
     def _write(self, stream: asyncssh.SSHWriter[bytes], text: str) -> None:
-        data = text.encode("utf-8")
+        data = text.encode("utf-8").replace(b"\n", self._newline)
         if self._loop.is_running() and not _on_loop(self._loop):
             self._loop.call_soon_threadsafe(stream.write, data)
         else:

@@ -1,31 +1,30 @@
 """The git bridge: `git-receive-pack` / `git-upload-pack` over an SSH session.
 
-dulwich serves the protocol in a worker thread (it blocks); two explicit copy
-loops move bytes between the SSH channel and the worker: channel stdin -> pipe
--> worker, and worker -> `call_soon_threadsafe` -> channel stdout.
+gitd decides who may do what (the path names an app the key may use; a push
+to an unknown app creates it), then hands the protocol to a pre-started worker
+process (`gitd.workers`), which serves it with dulwich: `gitd.receive` for
+pushes (ref policy, connectivity check, push hook), `gitd.upload` for fetches.
+The push hook is named by `OURO_GIT_HOOK` in gitd's environment (`gitd.hooks`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-from collections.abc import Callable
-from typing import cast
+import logging
 
 import asyncssh
-from dulwich.protocol import Protocol
-from dulwich.repo import Repo
-from dulwich.server import BackendRepo, DictBackend, ReceivePackHandler, UploadPackHandler
 
 from gitd.commands.apps import create_named_app
 from gitd.commands.base import CommandError, Invocation
 from gitd.console import Console
 from gitd.context import Context
 from gitd.repos import RepoError, app_from_path, ensure_repo, repo_path
+from gitd.worker import RECEIVE, UPLOAD, Job
 from runtime.store import Key, NotFound
 
-SERVICES = {"git-receive-pack": ReceivePackHandler, "git-upload-pack": UploadPackHandler}
+log = logging.getLogger(__name__)
+
+SERVICES = (RECEIVE, UPLOAD)
 
 
 async def serve(
@@ -38,11 +37,18 @@ async def serve(
     try:
         app = app_from_path(argv[1])
         path = repo_path(ctx.settings, app)
-        _authorize(ctx, key, app, create=service == "git-receive-pack", console=console)
+        _authorize(ctx, key, app, create=service == RECEIVE, console=console)
+        ensure_repo(path)
     except (RepoError, CommandError) as e:
         return console.fail(str(e))
-    ensure_repo(path)
-    return await _run_handler(service, str(path), process)
+    if ctx.git_workers is None:
+        return console.fail("git is not available on this server right now")
+    job = Job(service, str(path), app, ctx.git_hook, key.name)
+    result = await ctx.git_workers.run(job, process.stdin, process.stdout)
+    if result.error:
+        log.warning("%s %s for %s: %s", service, app, key.name, result.error)
+        console.fail(result.error)
+    return result.status
 
 
 def _authorize(ctx: Context, key: Key, app: str, create: bool, console: Console) -> None:
@@ -55,51 +61,3 @@ def _authorize(ctx: Context, key: Key, app: str, create: bool, console: Console)
         return
     if not ctx.store.can_access(key, app):
         raise CommandError(f"Couldn't find that app: {app}")
-
-
-async def _run_handler(service: str, path: str, process: asyncssh.SSHServerProcess[bytes]) -> int:
-    loop = asyncio.get_running_loop()
-    read_fd, write_fd = os.pipe()
-    reader = os.fdopen(read_fd, "rb", buffering=0)
-
-    def write(data: bytes) -> None:
-        loop.call_soon_threadsafe(process.stdout.write, data)
-
-    feed = asyncio.create_task(_copy_stdin(process, write_fd))
-    try:
-        await asyncio.to_thread(_handle, service, path, reader.read, write)
-    finally:
-        feed.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feed
-        reader.close()
-    return 0
-
-
-async def _copy_stdin(process: asyncssh.SSHServerProcess[bytes], fd: int) -> None:
-    loop = asyncio.get_running_loop()
-    try:
-        while data := await process.stdin.read(65536):
-            await loop.run_in_executor(None, _write_all, fd, data)
-    except (asyncssh.Error, BrokenPipeError):
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _handle(
-    service: str, path: str, read: Callable[[int], bytes], write: Callable[[bytes], None]
-) -> None:
-    repo = Repo(path)
-    try:
-        backend = DictBackend({"/": cast(BackendRepo, repo)})
-        handler = SERVICES[service](backend, ["/"], Protocol(read, write))
-        handler.handle()
-    finally:
-        repo.close()

@@ -1,6 +1,6 @@
 """The SSH server: key authentication, then one exec request per session.
 
-Exec requests only: no shell, no pty (yet), no forwarding, no subsystems. The
+Exec requests only: no shell, no forwarding, no subsystems; a pty for `run`. The
 command line is split with `shlex` and is either a git service (served by
 `gitd.git`) or a platform command (`gitd.commands`); nothing reaches a shell.
 """
@@ -78,7 +78,9 @@ async def serve(ctx: Context, sock: socket.socket) -> asyncssh.SSHAcceptor:
         encoding=None,
         encryption_algs=list(CIPHERS),
         compression_algs=["none"],
-        allow_pty=False,
+        # `ssh -t platform run ...` gets a terminal; its bytes pass through untouched
+        allow_pty=True,
+        line_editor=False,
         agent_forwarding=False,
         x11_forwarding=False,
         allow_scp=False,
@@ -98,8 +100,9 @@ async def _session(ctx: Context, process: asyncssh.SSHServerProcess[bytes]) -> i
         return console.fail(f"command line too long ({len(command)} bytes, at most {MAX_COMMAND})")
     try:
         argv = shlex.split(command)
-    except ValueError as e:
-        return console.fail(f"cannot parse the command line: {e}")
+    except ValueError:
+        # Not a git request; a platform command may still take it (`run`'s shell text).
+        argv = []
     if argv and argv[0] in git.SERVICES:
         return await git.serve(ctx, process, key, argv)
-    return await dispatch(ctx, key, argv, console)
+    return await dispatch(ctx, key, command, console)

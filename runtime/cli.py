@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from runtime.control import ControlError, request
+from runtime.keys import register_key
 from runtime.settings import Settings, SettingsError
 from runtime.status import describe
 from runtime.store import Conflict, Store
@@ -44,8 +45,6 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_add(args: argparse.Namespace, settings: Settings) -> int:
-    from gitd.commands.keys import register_key
-
     path = Path(args.pubkey_file)
     try:
         text = sys.stdin.read() if args.pubkey_file == "-" else path.read_text()
@@ -65,6 +64,16 @@ def _keys_add(args: argparse.Namespace, settings: Settings) -> int:
     role = "admin" if admin else "user"
     print(f"Added key {name} ({role}) {fingerprint}")
     return 0
+
+
+def _local(args: argparse.Namespace, settings: Settings) -> int:
+    from runtime.local import LocalError, run_local
+
+    try:
+        return run_local(Path(args.procfile), Path(args.env), args.types, args.port)
+    except LocalError as e:
+        print(f"ouro: {e}", file=sys.stderr)
+        return 1
 
 
 def _default_key_name(text: str, path: Path) -> str:
@@ -109,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--admin", action="store_true", help="the key may do anything")
     keys.add_argument("pubkey_file", metavar="PUBKEY_FILE", help="the public key file, or -")
     keys.set_defaults(run=_keys_add)
+
+    local = sub.add_parser("local", help="run an app's Procfile here, like `heroku local`")
+    local.add_argument("-f", "--procfile", default="Procfile", help="default: ./Procfile")
+    local.add_argument("-e", "--env", default=".env", help="default: ./.env")
+    local.add_argument("-p", "--port", type=int, default=5000, help="first PORT (default 5000)")
+    local.add_argument("types", nargs="*", metavar="TYPE", help="process types (default: all)")
+    local.set_defaults(run=_local)
     return parser
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,26 @@ MAX_MESSAGE = 1 << 20
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
-Reply = Callable[[Message], Awaitable[None]]
-Handler = Callable[[Message, Reply], Awaitable[Message | None]]
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client of the control socket, as a handler sees it."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def reply(self, message: Message) -> None:
+        self.writer.write(json.dumps(message).encode() + b"\n")
+        await self.writer.drain()
+
+    async def closed(self) -> None:
+        """Wait until the client goes away (its stream ends)."""
+        while await self.reader.read(65536):
+            pass
+
+
+Handler = Callable[[Message, Connection], Awaitable[Message | None]]
 
 
 class ControlError(Exception):
@@ -51,15 +70,13 @@ class ControlServer:
             self._path.unlink(missing_ok=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def reply(message: Message) -> None:
-            writer.write(json.dumps(message).encode() + b"\n")
-            await writer.drain()
-
+        conn = Connection(reader, writer)
         try:
             while line := await reader.readline():
-                answer = await self._dispatch(line, reply)
-                if answer is not None:
-                    await reply(answer)
+                answer = await self._dispatch(line, conn)
+                if answer is None:
+                    break  # a streaming op used the connection up
+                await conn.reply(answer)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
@@ -67,7 +84,7 @@ class ControlServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _dispatch(self, line: bytes, reply: Reply) -> Message | None:
+    async def _dispatch(self, line: bytes, conn: Connection) -> Message | None:
         try:
             message = json.loads(line)
         except json.JSONDecodeError:
@@ -78,9 +95,23 @@ class ControlServer:
         if handler is None:
             return {"ok": False, "error": f"unknown op {message.get('op')!r}"}
         try:
-            return await handler(message, reply)
+            return await handler(message, conn)
         except ControlError as e:
             return {"ok": False, "error": str(e)}
+
+
+async def open_stream(
+    path: Path, op: str, **fields: Any
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Send one request and hand back the connection, for ops that stream."""
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_MESSAGE)
+    except OSError as e:
+        raise ControlError(f"the supervisor does not answer at {path}: {e}") from None
+    message = {"v": PROTOCOL_VERSION, "op": op, **fields}
+    writer.write(json.dumps(message).encode() + b"\n")
+    await writer.drain()
+    return reader, writer
 
 
 def request(path: Path, op: str, timeout: float = 10.0, **fields: Any) -> Message:
@@ -101,3 +132,32 @@ def request(path: Path, op: str, timeout: float = 10.0, **fields: Any) -> Messag
     if not answer.get("ok"):
         raise ControlError(answer.get("error", "request refused"))
     return answer
+
+
+def run_attached(
+    path: Path, on_output: Callable[[bytes], None], timeout: float | None = None, **fields: Any
+) -> int:
+    """Run a one-off with no input, handing its output to `on_output`; returns its status.
+
+    Blocking: for callers off the event loop (the receive pipeline).
+    """
+    from runtime.frames import EXIT, STDIN_EOF, pack_frame, read_frame_blocking
+
+    message = {"v": PROTOCOL_VERSION, "op": "run", **fields}
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(json.dumps(message).encode() + b"\n" + pack_frame(STDIN_EOF))
+            with sock.makefile("rb") as stream:
+                answer = json.loads(stream.readline(MAX_MESSAGE) or b"{}")
+                if not answer.get("ok"):
+                    raise ControlError(answer.get("error", "the supervisor refused the run"))
+                while (frame := read_frame_blocking(stream)) is not None:
+                    kind, payload = frame
+                    if kind == EXIT:
+                        return int(payload)
+                    on_output(payload)
+    except OSError as e:
+        raise ControlError(f"lost the supervisor during the run: {e}") from None
+    raise ControlError("the supervisor ended the run without an exit status")

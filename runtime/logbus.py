@@ -49,6 +49,13 @@ class LogBus:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
+    def forget(self, app: str) -> None:
+        """Drop a destroyed app's lines and close its file (its folder is going away)."""
+        self._rings.pop(app, None)
+        out = self._files.pop(app, None)
+        if out is not None:
+            out.close()
+
     def close(self) -> None:
         for out in self._files.values():
             out.close()

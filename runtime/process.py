@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,17 +49,24 @@ class ProcessSpec:
     cwd: Path
     user: AppUser | None = None
     sockets: tuple[socket.socket, ...] = field(default=(), compare=False)
+    #: stdin, stdout, stderr fds for an attached one-off; None: output goes to the log
+    stdio: tuple[int, int, int] | None = field(default=None, compare=False)
+    #: stdin is a terminal that becomes the process's controlling terminal
+    tty: bool = False
 
     @property
     def name(self) -> str:
         return f"{self.type}.{self.index}"
 
 
-def _child_setup() -> None:
-    # Runs in the child between fork and exec: no logging, no locks.
+def _child_setup(tty: bool) -> None:
+    # Runs in the child between fork and exec (after setsid and setuid, which
+    # would clear the death signal): no logging, no locks.
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the supervisor died before the prctl took effect
         os._exit(1)
+    if tty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 class Child:
@@ -77,15 +85,14 @@ class Child:
         self._popen = _spawn(spec)
         self.pid = self._popen.pid
         loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = loop.create_future()
         self._pidfd = os.pidfd_open(self.pid)
         loop.add_reader(self._pidfd, self._reap)
-        if self._popen.stdout is None:
-            raise RuntimeError("child spawned without an output pipe")
         self._reader = _LineReader(on_line)
         self._out = self._popen.stdout
-        os.set_blocking(self._out.fileno(), False)
-        loop.add_reader(self._out.fileno(), self._read_output)
-        self.exited = loop.create_future()
+        if self._out is not None:
+            os.set_blocking(self._out.fileno(), False)
+            loop.add_reader(self._out.fileno(), self._read_output)
 
     def signal(self, signum: int) -> None:
         """Signal the child's whole process group; a gone group is not an error."""
@@ -95,6 +102,8 @@ class Child:
             os.killpg(self.pid, signum)
 
     def _read_output(self) -> None:
+        if self._out is None:
+            return
         try:
             data = os.read(self._out.fileno(), 65536)
         except BlockingIOError:
@@ -117,10 +126,12 @@ class Child:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         if not self.exited.done():
-            self.exited.set_result(self.returncode)
+            self.exited.set_result(self.exit_status)
         self._on_exit(self)
 
     def _drain_output(self) -> None:
+        if self._out is None:
+            return
         loop = asyncio.get_running_loop()
         fd = self._out.fileno()
         loop.remove_reader(fd)
@@ -183,19 +194,20 @@ def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
         env["LISTEN_FDS"] = str(len(fds))
         argv = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "ouro-listen", *argv]
     user = spec.user
+    stdin, stdout, stderr = spec.stdio or (subprocess.DEVNULL, subprocess.PIPE, subprocess.STDOUT)
     return subprocess.Popen(
         argv,
         env=env,
         cwd=spec.cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
         start_new_session=True,
         pass_fds=_arrange_fds(fds),
-        preexec_fn=_listen_fds_setup(fds),
+        preexec_fn=_setup(fds, spec.tty),
         user=user.uid if user else None,
         group=user.gid if user else None,
-        extra_groups=[] if user else None,
+        extra_groups=list(user.groups) if user else None,
     )
 
 
@@ -204,9 +216,9 @@ def _arrange_fds(fds: list[int]) -> tuple[int, ...]:
     return tuple(range(LISTEN_FDS_START, LISTEN_FDS_START + len(fds)))
 
 
-def _listen_fds_setup(fds: list[int]) -> Callable[[], None]:
+def _setup(fds: list[int], tty: bool) -> Callable[[], None]:
     def setup() -> None:
-        _child_setup()
+        _child_setup(tty)
         # Move the sockets to 3, 4, ...: first out of the way, then into place,
         # so that a socket already sitting at a target number is not clobbered.
         moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1024) for fd in fds]

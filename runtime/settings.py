@@ -33,6 +33,12 @@ class Settings:
     boot_timeout: float = 60.0
     #: pre-started git worker processes in gitd
     git_workers: int = 4
+    #: seconds a buildpack's compile may take
+    build_timeout: float = 900.0
+    #: releases whose slugs are kept for rollback
+    keep_releases: int = 5
+    #: the most processes of one type `ps:scale` accepts
+    max_scale: int = 100
 
     # Paths inside the state directory (DESIGN §2 "State").
     @property
@@ -50,6 +56,14 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def slugs_dir(self) -> Path:
+        return self.home / "slugs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
 
     @property
     def logs_dir(self) -> Path:
@@ -109,7 +123,7 @@ def _parse(name: str, raw: Any) -> Any:
             number = int(raw)
             if name.endswith("_port") and not 0 <= number <= 65535:
                 raise ValueError
-            if name == "git_workers" and number < 1:
+            if not name.endswith("_port") and number < 1:
                 raise ValueError
             return number
         if kind == "float":

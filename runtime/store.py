@@ -13,10 +13,36 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+
+from runtime.releases import ReleaseStore
+from runtime.store_types import (
+    FIRST_APP_UID,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    STATUS_SUCCEEDED,
+    App,
+    Conflict,
+    Key,
+    NotFound,
+    Release,
+    StoreError,
+)
+
+__all__ = [
+    "STATUS_FAILED",
+    "STATUS_PENDING",
+    "STATUS_SUCCEEDED",
+    "App",
+    "Conflict",
+    "Key",
+    "NotFound",
+    "Release",
+    "Store",
+    "StoreError",
+]
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -44,38 +70,89 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (app, key)
     );
     """,
+    """
+    ALTER TABLE apps ADD COLUMN uid INTEGER;
+    CREATE TABLE uid_sequence (next INTEGER NOT NULL);
+    INSERT INTO uid_sequence VALUES (0);
+    CREATE TABLE releases (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        author TEXT NOT NULL,
+        commit_sha TEXT,
+        slug TEXT,
+        slug_size INTEGER,
+        config TEXT NOT NULL,
+        process_types TEXT NOT NULL,
+        buildpacks TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (app, version)
+    );
+    CREATE TABLE formation (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        PRIMARY KEY (app, type)
+    );
+    CREATE TABLE domains (
+        hostname TEXT PRIMARY KEY,
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE app_buildpacks (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        reference TEXT NOT NULL,
+        PRIMARY KEY (app, position)
+    );
+    """,
+    # Add-ons (addons/): no foreign key to apps, so that an app's add-ons can be
+    # deprovisioned before or after the app's own row goes.
+    """
+    CREATE TABLE addons (
+        name TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        attachment TEXT NOT NULL,
+        state TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (app, attachment)
+    );
+    CREATE TABLE backups (
+        app TEXT NOT NULL,
+        id TEXT NOT NULL,
+        addon TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        PRIMARY KEY (app, id)
+    );
+    CREATE TABLE backup_schedules (
+        app TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+        hour INTEGER NOT NULL,
+        timezone TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE cron_jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        schedule TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        command TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_run_at REAL,
+        last_process TEXT,
+        last_status INTEGER,
+        running TEXT
+    );
+    """,
 )
 
 
-class StoreError(Exception):
-    """Root of the store's exceptions."""
-
-
-class NotFound(StoreError):
-    """The named row does not exist."""
-
-
-class Conflict(StoreError):
-    """A row with that name or key exists already."""
-
-
-@dataclass(frozen=True)
-class Key:
-    name: str
-    fingerprint: str
-    public_key: str
-    admin: bool
-    created_at: float
-
-
-@dataclass(frozen=True)
-class App:
-    name: str
-    owner: str
-    created_at: float
-
-
-class Store:
+class Store(ReleaseStore):
     """The platform's state. Thread-safe: one connection, one lock."""
 
     def __init__(self, path: Path) -> None:
@@ -106,7 +183,7 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
@@ -148,37 +225,41 @@ class Store:
                 raise NotFound(f"no key named {name!r}")
 
     def all_keys(self) -> list[Key]:
-        return [_key(r) for r in self._query("SELECT * FROM keys ORDER BY created_at, name")]
+        return [_key(r) for r in self.query("SELECT * FROM keys ORDER BY created_at, name")]
 
     def key(self, name: str) -> Key:
-        rows = self._query("SELECT * FROM keys WHERE name = ?", (name,))
+        rows = self.query("SELECT * FROM keys WHERE name = ?", (name,))
         if not rows:
             raise NotFound(f"no key named {name!r}")
         return _key(rows[0])
 
     def key_by_fingerprint(self, fingerprint: str) -> Key | None:
-        rows = self._query("SELECT * FROM keys WHERE fingerprint = ?", (fingerprint,))
+        rows = self.query("SELECT * FROM keys WHERE fingerprint = ?", (fingerprint,))
         return _key(rows[0]) if rows else None
 
     # -- apps -------------------------------------------------------------
 
     def create_app(self, name: str, owner: str) -> App:
-        app = App(name, owner, time.time())
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"app {name!r} exists already")
-            db.execute("INSERT INTO apps VALUES (?, ?, ?)", (name, owner, app.created_at))
+            (serial,) = db.execute("SELECT next FROM uid_sequence").fetchone()
+            db.execute("UPDATE uid_sequence SET next = next + 1")
+            app = App(name, owner, time.time(), FIRST_APP_UID + serial)
+            db.execute(
+                "INSERT INTO apps (name, owner, created_at, uid) VALUES (?, ?, ?, ?)",
+                (name, owner, app.created_at, app.uid),
+            )
         return app
 
     def app(self, name: str) -> App:
-        rows = self._query("SELECT * FROM apps WHERE name = ?", (name,))
+        rows = self.query("SELECT * FROM apps WHERE name = ?", (name,))
         if not rows:
             raise NotFound(f"app {name!r} does not exist")
-        return App(rows[0]["name"], rows[0]["owner"], rows[0]["created_at"])
+        return _app(rows[0])
 
     def apps(self) -> list[App]:
-        rows = self._query("SELECT * FROM apps ORDER BY name")
-        return [App(r["name"], r["owner"], r["created_at"]) for r in rows]
+        return [_app(r) for r in self.query("SELECT * FROM apps ORDER BY name")]
 
     def delete_app(self, name: str) -> None:
         with self.transaction() as db:
@@ -188,7 +269,7 @@ class Store:
     # -- access -----------------------------------------------------------
 
     def collaborators(self, app: str) -> list[str]:
-        rows = self._query("SELECT key_name FROM access WHERE app = ? ORDER BY key_name", (app,))
+        rows = self.query("SELECT key_name FROM access WHERE app = ? ORDER BY key_name", (app,))
         return [r["key_name"] for r in rows]
 
     def grant(self, app: str, key_name: str) -> None:
@@ -219,7 +300,7 @@ class Store:
         """Admins reach every app; other keys their own apps and those shared with them."""
         if key.admin:
             return True
-        rows = self._query(
+        rows = self.query(
             "SELECT 1 FROM apps WHERE name = ? AND owner = ?"
             " UNION SELECT 1 FROM access WHERE app = ? AND key_name = ?",
             (app, key.name, app, key.name),
@@ -229,27 +310,12 @@ class Store:
     # -- config -----------------------------------------------------------
 
     def config(self, app: str) -> dict[str, str]:
-        rows = self._query("SELECT key, value FROM config WHERE app = ? ORDER BY key", (app,))
+        rows = self.query("SELECT key, value FROM config WHERE app = ? ORDER BY key", (app,))
         return {r["key"]: r["value"] for r in rows}
 
-    def set_config(self, app: str, values: Mapping[str, str]) -> None:
-        with self.transaction() as db:
-            self._require_app(db, app)
-            db.executemany(
-                "INSERT INTO config VALUES (?, ?, ?)"
-                " ON CONFLICT (app, key) DO UPDATE SET value = excluded.value",
-                [(app, k, v) for k, v in values.items()],
-            )
 
-    def unset_config(self, app: str, keys: list[str]) -> None:
-        with self.transaction() as db:
-            self._require_app(db, app)
-            db.executemany("DELETE FROM config WHERE app = ? AND key = ?", [(app, k) for k in keys])
-
-    @staticmethod
-    def _require_app(db: sqlite3.Connection, app: str) -> None:
-        if not db.execute("SELECT 1 FROM apps WHERE name = ?", (app,)).fetchone():
-            raise NotFound(f"app {app!r} does not exist")
+def _app(row: sqlite3.Row) -> App:
+    return App(row["name"], row["owner"], row["created_at"], row["uid"] or 0)
 
 
 def _key(row: sqlite3.Row) -> Key:

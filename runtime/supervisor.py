@@ -1,10 +1,11 @@
-"""The supervisor: owns the state directory, the listening sockets and every child.
+"""The supervisor: owns the state directory, the listening sockets and every process.
 
 In the shape of gunicorn's arbiter: signal handlers only queue (asyncio's
 `add_signal_handler` runs them on the loop), children are reaped as their
-pidfds become readable, a crashed child is restarted at once the first time and
-then with exponential back-off, and stopping is SIGTERM to every process group,
-then SIGKILL after the grace period.
+pidfds become readable, and each app's processes are kept equal to its
+formation by a `Formation`. Stopping is SIGTERM to every process group, then
+SIGKILL after the grace period. Everything else talks to it over the control
+socket (`runtime.control`); the ops are in `runtime.ops`.
 """
 
 from __future__ import annotations
@@ -18,61 +19,66 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from runtime.control import ControlServer, Message, Reply
+from runtime.acl import AclError, grant_search
+from runtime.control import Connection, ControlServer
+from runtime.formation import Formation
+from runtime.leftovers import kill_leftovers, record_groups
 from runtime.logbus import LogBus
 from runtime.names import SYSTEM_APP
-from runtime.process import Child, ProcessSpec, State
+from runtime.oneoff import OneOffs
+from runtime.plan import Plan
 from runtime.settings import Settings
 from runtime.sockets import bind_tcp
-from runtime.store import Store
+from runtime.store import Release, Store
+from runtime.users import APPS_GID, AppUser, needs_drop
 from runtime.version import commit, version_string
 
 log = logging.getLogger(__name__)
 
-#: restart delays after consecutive crashes: at once, then doubling up to the cap
-BACKOFF_CAP = 60.0
-#: a process that stayed up this long has its crash count forgotten
-STABLE_AFTER = 60.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@dataclass
-class Slot:
-    """One wanted process and what became of it."""
-
-    spec: ProcessSpec
-    state: State = State.STARTING
-    child: Child | None = None
-    crashes: int = 0
-    since: float = 0.0
-    restart: asyncio.TimerHandle | None = None
+#: the process groups of a supervisor that died without stopping them
+LEFTOVERS = "process-groups.json"
+#: the longest a deploy waits for the routers to take new routes
+ROUTES_TIMEOUT = 5.0
+#: the platform's own process types (DESIGN §2), each with the socket it serves
+SYSTEM_PROCESSES = {"gitd": ("gitd", "ssh"), "router": ("runtime.router", "http")}
 
 
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._slots: dict[tuple[str, str], Slot] = {}
+        self.bus = LogBus(settings.logs_dir)
+        self.formations: dict[str, Formation] = {}
+        self.deploying: dict[str, asyncio.Lock] = {}
+        #: each router's connection, with the routes version it installed last
+        self.route_subscribers: dict[Connection, int] = {}
+        self.routes_version = 0
+        self._routes_acked = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._bus = LogBus(settings.logs_dir)
         self._sockets: dict[str, socket.socket] = {}
-        self._control = ControlServer(settings.control_socket, {"status": self._op_status})
+        self.store: Store | None = None
+        self.oneoffs = OneOffs(self)
 
     async def run(self) -> int:
         """Run until SIGINT or SIGTERM; returns the exit status."""
+        from runtime.ops import handlers
+
         loop = asyncio.get_running_loop()
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._stopping.set)
         self._prepare_home()
+        kill_leftovers(self.settings.run_dir / LEFTOVERS)
         self._bind()
-        await self._control.start()
-        for spec in self._system_specs():
-            self._start(spec)
+        control = ControlServer(self.settings.control_socket, handlers(self))
+        await control.start()
+        self.start_system()
+        self._restore_apps()
         self._write_status()
-        self._bus.emit(SYSTEM_APP, "ouro[api]", f"Platform started: {version_string()}")
+        self.bus.emit(SYSTEM_APP, "ouro[api]", f"Platform started: {version_string()}")
         await self._stopping.wait()
+        await control.close()
         await self._shutdown()
         return 0
 
@@ -80,12 +86,28 @@ class Supervisor:
 
     def _prepare_home(self) -> None:
         s = self.settings
-        for folder in (s.home, s.repos_dir, s.run_dir, s.logs_dir, s.ssh_dir):
+        for folder in (
+            s.home,
+            s.repos_dir,
+            s.run_dir,
+            s.logs_dir,
+            s.ssh_dir,
+            s.slugs_dir,
+            s.cache_dir,
+        ):
             folder.mkdir(parents=True, exist_ok=True)
-        s.run_dir.chmod(0o700)
-        s.ssh_dir.chmod(0o700)
-        Store(s.db_path).close()  # creates or migrates the schema before any child opens it
-        from gitd.hostkeys import ensure_host_keys  # the supervisor makes them once
+        for private in (s.run_dir, s.ssh_dir, s.repos_dir, s.logs_dir):
+            private.chmod(0o700)
+        self.store = Store(s.db_path)
+        if needs_drop():
+            # App users pass through to their own slugs and caches, and see nothing else.
+            for shared in (s.slugs_dir, s.cache_dir):
+                shared.chmod(0o711)
+            try:
+                grant_search(s.home, APPS_GID)
+            except AclError as e:
+                log.warning("%s: app users may not reach their slugs", e)
+        from gitd.hostkeys import ensure_host_keys  # made once here, never by a child
 
         ensure_host_keys(s.ssh_dir)
 
@@ -113,112 +135,167 @@ class Supervisor:
         tmp.write_text(json.dumps(status, indent=2) + "\n")
         tmp.replace(s.status_file)
 
-    # -- the platform's own processes ----------------------------------------
+    # -- formations ---------------------------------------------------------
 
-    def _system_specs(self) -> list[ProcessSpec]:
-        env = _base_env() | self.settings.to_env()
-        gitd = ProcessSpec(
+    def _system_plan(self) -> Plan:
+        """App `ouro`'s processes: the platform's own, then those its add-ons need."""
+        from addons.system import system_processes
+
+        types = {
+            type_: f"{sys.executable} -m {module}"
+            for type_, (module, _) in SYSTEM_PROCESSES.items()
+        }
+        users = {}
+        for process in system_processes(self.settings):
+            types[process.type] = process.command
+            if process.user is not None:
+                users[process.type] = process.user
+        return Plan(
             app=SYSTEM_APP,
-            type="gitd",
-            index=1,
-            argv=(sys.executable, "-m", "gitd"),
-            env=env,
-            cwd=self.settings.home,
-            sockets=(self._sockets["ssh"],),
+            version=0,
+            slug_dir=self.settings.home,
+            process_types=types,
+            config={},
+            system=True,
+            base_env=_base_env() | self.settings.to_env(),
+            sockets={type_: self._sockets[name] for type_, (_, name) in SYSTEM_PROCESSES.items()},
+            type_users=users,
         )
-        return [gitd]
 
-    # -- spawn, reap, restart ------------------------------------------------
+    def start_system(self) -> None:
+        """Run one of each platform process; call again when add-ons need new ones."""
+        plan = self._system_plan()
+        formation = self.formation_for(plan)
+        formation.plan = plan
+        formation.scale({type_: 1 for type_ in plan.process_types})
 
-    def _start(self, spec: ProcessSpec) -> None:
-        key = (spec.app, spec.name)
-        slot = self._slots.get(key) or Slot(spec)
-        self._slots[key] = slot
-        slot.restart = None
-        source = f"ouro[{spec.name}]"
-        self._bus.emit(spec.app, source, f"Starting process with command `{' '.join(spec.argv)}`")
-        try:
-            slot.child = Child(
-                spec,
-                on_line=lambda line: self._bus.emit(spec.app, f"app[{spec.name}]", line),
-                on_exit=self._reaped,
+    def _restore_apps(self) -> None:
+        """Bring back every app's formation, as the state directory has it."""
+        store = self.require_store()
+        for app in store.apps():
+            release = store.current_release(app.name)
+            if release is None or release.slug is None or app.name == SYSTEM_APP:
+                continue
+            formation = self.formation_for(self.plan(release))
+            formation.scale(self.quantities(release))
+
+    def formation_for(self, plan: Plan) -> Formation:
+        if plan.app not in self.formations:
+            self.formations[plan.app] = Formation(
+                plan,
+                self.bus,
+                self.publish_routes,
+                self.routes_settled,
+                self.children_changed,
+                self.settings.boot_timeout,
+                self.settings.grace_period,
             )
-        except OSError as e:
-            self._bus.emit(spec.app, source, f"Failed to start: {e}")
-            self._crashed(slot)
-            return
-        slot.state, slot.since = State.UP, time.time()
-        self._bus.emit(spec.app, source, "State changed from starting to up")
+        return self.formations[plan.app]
 
-    def _reaped(self, child: Child) -> None:
-        slot = self._slots.get((child.spec.app, child.spec.name))
-        source = f"ouro[{child.spec.name}]"
-        self._bus.emit(child.spec.app, source, f"Process exited with status {child.exit_status}")
-        if slot is None or slot.child is not child:
-            return
-        slot.child = None
-        if self._stopping.is_set():
-            slot.state = State.DOWN
-            return
-        if time.time() - slot.since > STABLE_AFTER:
-            slot.crashes = 0
-        self._crashed(slot)
+    def plan(self, release: Release) -> Plan:
+        store = self.require_store()
+        app = store.app(release.app)
+        slug_dir = self.settings.slugs_dir / release.app / (release.slug or "none")
+        return Plan(
+            app=release.app,
+            version=release.version,
+            slug_dir=slug_dir,
+            process_types=release.process_types,
+            config=release.config,
+            user=AppUser.for_app(app.name, app.uid) if needs_drop() else None,
+        )
 
-    def _crashed(self, slot: Slot) -> None:
-        delay = 0.0 if slot.crashes == 0 else min(BACKOFF_CAP, 2.0 ** (slot.crashes - 1))
-        slot.crashes += 1
-        slot.state, slot.since = State.CRASHED, time.time()
-        name = slot.spec.name
-        self._bus.emit(slot.spec.app, f"ouro[{name}]", "State changed from up to crashed")
+    def quantities(self, release: Release) -> dict[str, int]:
+        """The formation for `release`: what was scaled, web=1 for a type never scaled."""
+        stored = self.require_store().formation(release.app)
+        return {
+            type_: stored.get(type_, 1 if type_ == "web" else 0)
+            for type_ in release.process_types
+            if type_ != "release"
+        }
+
+    def require_store(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("the store is opened by run()")
+        return self.store
+
+    # -- routes -----------------------------------------------------------
+
+    def routes(self) -> dict[str, Any]:
+        store = self.require_store()
+        domains = store.domains()
+        apps: dict[str, Any] = {}
+        for name, formation in self.formations.items():
+            if name == SYSTEM_APP:
+                continue
+            apps[name] = {
+                "hosts": [host for host, app in domains.items() if app == name],
+                "backends": [
+                    {"dyno": dyno, "host": "127.0.0.1", "port": port}
+                    for dyno, port in formation.backends()
+                ],
+            }
+        return {"version": self.routes_version, "domain": self.settings.domain, "apps": apps}
+
+    def publish_routes(self) -> None:
+        self.routes_version += 1
+        if not self.route_subscribers:
+            return
+        message = {"op": "routes", **self.routes()}
+        for conn in list(self.route_subscribers):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                conn.writer.write(json.dumps(message).encode() + b"\n")
+
+    def routes_applied(self, conn: Connection, version: int) -> None:
+        if conn in self.route_subscribers:
+            self.route_subscribers[conn] = version
+        self._routes_acked.set()
+
+    async def routes_settled(self, timeout: float = ROUTES_TIMEOUT) -> None:
+        """Wait until every router runs the newest routes (or `timeout` passes), so an
+        old generation is stopped only once no router sends it new requests."""
+        target = self.routes_version
         loop = asyncio.get_running_loop()
-        slot.restart = loop.call_later(delay, self._start, slot.spec)
+        deadline = loop.time() + timeout
+        while any(v < target for v in self.route_subscribers.values()):
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning("routers did not confirm routes v%d in %.0fs", target, timeout)
+                return
+            self._routes_acked.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._routes_acked.wait(), left)
+
+    # -- leftovers ----------------------------------------------------------
+
+    def process_groups(self) -> set[int]:
+        groups = {child.pid for formation in self.formations.values() for child in formation.live}
+        return groups | {o.child.pid for o in self.oneoffs.running.values()}
+
+    def children_changed(self) -> None:
+        """A child was spawned: record the process groups for the next start after a
+        crash (written at once: a daemon forked a moment later must not escape)."""
+        record_groups(self.settings.run_dir / LEFTOVERS, self.process_groups())
+
+    # -- stopping -----------------------------------------------------------
 
     async def _shutdown(self) -> None:
-        for slot in self._slots.values():
-            if slot.restart is not None:
-                slot.restart.cancel()
-        children = [slot.child for slot in self._slots.values() if slot.child is not None]
-        for child in children:
-            child.signal(signal.SIGTERM)
-        waiting = [child.exited for child in children]
-        if waiting:
-            _, pending = await asyncio.wait(waiting, timeout=self.settings.grace_period)
-            for child in children:
-                if not child.exited.done():
-                    child.signal(signal.SIGKILL)
-            if pending:
-                await asyncio.wait(pending, timeout=5.0)
-        await self._control.close()
+        await self.oneoffs.shutdown()
+        apps = [f for name, f in self.formations.items() if name != SYSTEM_APP]
+        await asyncio.gather(*(f.shutdown() for f in apps))
+        system = self.formations.get(SYSTEM_APP)
+        if system is not None:
+            await system.shutdown()
         for sock in self._sockets.values():
             sock.close()
-        self._bus.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.settings.status_file.unlink()
-
-    # -- control ops ---------------------------------------------------------
-
-    async def _op_status(self, message: Message, reply: Reply) -> Message:
-        processes: list[dict[str, Any]] = [
-            {
-                "app": slot.spec.app,
-                "name": slot.spec.name,
-                "state": str(slot.state),
-                "pid": slot.child.pid if slot.child else None,
-                "since": slot.since,
-                "command": " ".join(slot.spec.argv),
-            }
-            for slot in self._slots.values()
-        ]
-        return {
-            "ok": True,
-            "version": version_string(),
-            "ssh_port": self.settings.ssh_port,
-            "http_port": self.settings.http_port,
-            "processes": processes,
-        }
+        self.bus.close()
+        if self.store is not None:
+            self.store.close()
+        for done in (self.settings.status_file, self.settings.run_dir / LEFTOVERS):
+            done.unlink(missing_ok=True)
 
 
 def _base_env() -> dict[str, str]:
     """What the platform's own processes inherit: enough to find Python and its packages."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TZ")
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TZ", "OURO_GIT_HOOK")
     return {k: os.environ[k] for k in keep if k in os.environ}

@@ -15,9 +15,11 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SshKey]:
     return {name: make_key(folder, name) for name in ("admin", "bob", "carol", "eve")}
 
 
-def start_platform(root: Path, keys: dict[str, SshKey]) -> Platform:
+def start_platform(
+    root: Path, keys: dict[str, SshKey], settings: dict[str, str] | None = None
+) -> Platform:
     (root / "work").mkdir(parents=True)
-    platform = Platform(root / "home", root / "work")
+    platform = Platform(root / "home", root / "work", settings)
     for name in ("admin", "bob", "carol"):
         added = platform.ouro("keys:add", "--name", name, str(keys[name].public))
         assert added.returncode == 0, added.stderr

@@ -55,9 +55,11 @@ def make_key(folder: Path, name: str) -> SshKey:
 class Platform:
     """One `ouro up` process group and the clients that talk to it."""
 
-    def __init__(self, home: Path, work: Path) -> None:
+    def __init__(self, home: Path, work: Path, settings: dict[str, str] | None = None) -> None:
         self.home = home
         self.work = work
+        #: OURO_* settings for `ouro up` (e.g. {"OURO_BOOT_TIMEOUT": "3"})
+        self.settings = settings or {}
         self.known_hosts = work / "known_hosts"
         self.proc: subprocess.Popen[bytes] | None = None
         self.ssh_port = 0
@@ -67,6 +69,7 @@ class Platform:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OURO_", "GIT_"))}
         env["OURO_HOME"] = str(self.home)
+        env.update(self.settings)
         return env
 
     def ouro(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,9 +101,12 @@ class Platform:
         if self.proc is not None and self.proc.poll() is not None:
             log = (self.work / "up.log").read_text()
             raise RuntimeError(f"ouro up exited with {self.proc.returncode}:\n{log}")
-        return (self.home / "run" / "ouro.json").exists() and (
-            self.home / "run" / "control.sock"
-        ).exists()
+        try:
+            status = json.loads((self.home / "run" / "ouro.json").read_text())
+        except (OSError, ValueError):
+            return False
+        # A supervisor killed with SIGKILL leaves its status file: wait for ours.
+        return self.proc is not None and status.get("pid") == self.proc.pid
 
     def stop(self, signum: int = signal.SIGINT) -> int:
         """Stop the platform as Ctrl-C does; returns its exit status."""

@@ -15,9 +15,10 @@ from gitd.commands.base import (
     styled_header,
     styled_object,
 )
+from gitd.commands.ps import current_quantities
 from gitd.repos import ensure_repo, repo_path
 from runtime.names import SYSTEM_APP, InvalidName, check_app_name, random_app_name
-from runtime.store import Conflict
+from runtime.store import Conflict, Release
 
 RANDOM_NAME_TRIES = 20
 
@@ -76,13 +77,19 @@ def create_named_app(inv: Invocation, name: str) -> None:
 def app_info(inv: Invocation, args: argparse.Namespace) -> None:
     store, settings = inv.ctx.store, inv.ctx.settings
     app = store.app(inv.app)
+    release = store.current_release(app.name)
+    running = release is not None and release.slug is not None
     inv.out(styled_header(app.name))
     fields = {
         "Collaborators": ", ".join(store.collaborators(app.name)) or "none",
         "Created": format_time(app.created_at),
+        "Domains": ", ".join(store.domains(app.name)) or "none",
         "Git URL": settings.git_url(app.name),
         "Owner": app.owner,
+        "Processes": _formation(release, store.formation(app.name)) if running else "none",
+        "Release": f"v{release.version}" if release else "none",
         "Repo Size": _human_size(_tree_size(repo_path(settings, app.name))),
+        "Slug Size": _human_size(release.slug_size or 0) if running and release else "none",
         "Web URL": settings.web_url(app.name),
     }
     inv.out(styled_object(fields))
@@ -97,12 +104,27 @@ def destroy_app(inv: Invocation, args: argparse.Namespace) -> None:
             f"This will delete {app_badge(name)} and all its data: re-run with --confirm {name}"
         )
     settings = inv.ctx.settings
-    path = repo_path(settings, name)
+    # Its processes go first: a refusal here leaves the app whole, and nothing of it
+    # runs while its files go away.
+    inv.supervisor("destroy", timeout=settings.grace_period + 15, app=name)
     inv.ctx.store.delete_app(name)
-    # The record goes first: a half-removed directory is then only garbage, never an app.
-    for folder in (path, settings.logs_dir / name):
+    # The record goes before the files: a half-removed directory is then only garbage,
+    # never an app.
+    for folder in (
+        repo_path(settings, name),
+        settings.slugs_dir / name,
+        settings.cache_dir / name,
+        settings.logs_dir / name,
+    ):
         shutil.rmtree(folder, ignore_errors=True)
     inv.progress(f"Destroying {app_badge(name)} (including all add-ons)... done")
+
+
+def _formation(release: Release | None, stored: dict[str, int]) -> str:
+    if release is None:
+        return "none"
+    quantities = current_quantities(release, stored)
+    return ", ".join(f"{t}: {n}" for t, n in quantities.items()) or "none"
 
 
 def _tree_size(root: Path) -> int:

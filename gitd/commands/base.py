@@ -3,21 +3,27 @@
 A command is a `Command`: a name, a one-line summary, a function that adds its
 arguments to an argparse parser and a function that runs it. A command fails
 by raising `CommandError` with the one line the user sees.
+
+A runner is a plain function, run in a worker thread, or a coroutine function,
+run on the event loop: those (`run`, `logs`) relay streams between the SSH
+channel and the supervisor and set `Invocation.status` themselves.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from gitd.console import Console
 from gitd.context import Context
+from runtime.control import ControlError, Message, request
 from runtime.names import SYSTEM_APP
-from runtime.store import Key, NotFound
+from runtime.store import STATUS_PENDING, Key, NotFound, Release
 
 
 class CommandError(Exception):
@@ -36,6 +42,10 @@ class Invocation:
     key: Key
     console: Console
     app: str = ""
+    #: the command line exactly as the client sent it
+    line: str = ""
+    #: the exit status the client gets (a one-off's own status, for `run`)
+    status: int = 0
 
     def out(self, text: str = "") -> None:
         self.console.out(text + "\n")
@@ -44,8 +54,41 @@ class Invocation:
         """An action line (`Creating ⬢ app... done`): stderr, as the Heroku CLI does."""
         self.console.err(text + "\n")
 
+    def supervisor(self, op: str, timeout: float = 10.0, **fields: Any) -> Message:
+        """One control-socket request (blocking: from a worker thread); a refusal or an
+        unreachable supervisor becomes the command's one-line error."""
+        try:
+            return request(self.ctx.settings.control_socket, op, timeout=timeout, **fields)
+        except ControlError as e:
+            raise CommandError(str(e)) from None
 
-Runner = Callable[[Invocation, argparse.Namespace], None]
+    def roll_out(self, release: Release) -> None:
+        """Run a release cut by a config change, a rollback or an add-on. A pending one is
+        deployed and then marked succeeded; when its processes do not come up it is
+        marked failed, the config goes back to what runs, and the command fails."""
+        if release.status != STATUS_PENDING:
+            return
+        timeout = self.ctx.settings.boot_timeout + self.ctx.settings.grace_period + 30
+        try:
+            self.supervisor("deploy", timeout=timeout, app=self.app, version=release.version)
+        except CommandError as e:
+            self.ctx.store.abandon_release(self.app, release.version)
+            raise CommandError(
+                f"v{release.version} did not start ({e}): nothing changed,"
+                " the running release goes on"
+            ) from None
+        self.ctx.store.finish_release(self.app, release.version, succeeded=True)
+
+    def api_log(self, text: str) -> None:
+        """An `ouro[api]` line in the app's log. Best effort: the change is made already,
+        and a log line that cannot be written must not turn it into a failure."""
+        with contextlib.suppress(ControlError):
+            request(self.ctx.settings.control_socket, "emit", app=self.app, text=text)
+
+
+Runner = Callable[[Invocation, argparse.Namespace], Awaitable[None] | None]
+#: parses a command's own raw line (`run`: its command is the rest, verbatim)
+LineParser = Callable[[str, argparse.ArgumentParser], argparse.Namespace]
 
 
 @dataclass(frozen=True)
@@ -60,6 +103,8 @@ class Command:
     admin: bool = False
     #: with `app`: collaborators are refused, only the owner and admins may run it
     owner: bool = False
+    #: takes its arguments from the raw command line instead of argparse
+    line_parser: LineParser | None = None
 
 
 class Parser(argparse.ArgumentParser):

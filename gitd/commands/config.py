@@ -15,6 +15,7 @@ from gitd.commands.base import (
     styled_object,
 )
 from runtime.names import InvalidName, check_config_key
+from runtime.store import Release
 
 
 def show_config(inv: Invocation, args: argparse.Namespace) -> None:
@@ -44,15 +45,22 @@ def set_config(inv: Invocation, args: argparse.Namespace) -> None:
             raise CommandError(f"{pair!r} is not KEY=value")
         values[key] = value
     _check_keys(list(values))
-    inv.ctx.store.set_config(inv.app, values)
-    inv.progress(f"Setting {', '.join(values)} and restarting {app_badge(inv.app)}... done")
+    release = inv.ctx.store.change_config(inv.app, values, (), inv.key.name)
+    _restart(inv, release, f"Setting {', '.join(values)}")
     inv.out(styled_object(values))
 
 
 def unset_config(inv: Invocation, args: argparse.Namespace) -> None:
     _check_keys(args.keys)
-    inv.ctx.store.unset_config(inv.app, args.keys)
-    inv.progress(f"Unsetting {', '.join(args.keys)} and restarting {app_badge(inv.app)}... done")
+    release = inv.ctx.store.change_config(inv.app, {}, args.keys, inv.key.name)
+    _restart(inv, release, f"Unsetting {', '.join(args.keys)}")
+
+
+def _restart(inv: Invocation, release: Release, action: str) -> None:
+    """Run the release that carries the new config, when the app runs at all."""
+    inv.roll_out(release)
+    inv.api_log(f"{release.description} by {inv.key.name}")
+    inv.progress(f"{action} and restarting {app_badge(inv.app)}... done, v{release.version}")
 
 
 def _check_keys(keys: list[str]) -> None:

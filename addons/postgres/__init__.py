@@ -1,0 +1,1 @@
+"""The Postgres add-on: a managed server (or an external one), databases, backups."""

@@ -1,0 +1,1 @@
+"""Cron jobs: their schedules, their rows, their runs, and the scheduler process."""

@@ -1,0 +1,242 @@
+"""Benchmark the router against nginx as a reverse proxy, on loopback, with wrk.
+
+    python bench/router.py [--duration 5] [--connections 16]
+
+Backend: nginx serving static files (small page, 1 MB file). In front of it, in
+the same run: nothing (direct), Ouro's router (one process; two processes
+sharing one listening socket), nginx with `worker_processes 1` and `auto`
+(upstream keepalive on). Load: wrk with browser-like request headers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "bench.localhost"
+
+WRK_LUA = """
+wrk.headers["Host"] = "bench.localhost"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+wrk.headers["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+wrk.headers["Accept-Language"] = "en-GB,en;q=0.5"
+wrk.headers["Accept-Encoding"] = "gzip, deflate, br, zstd"
+wrk.headers["Referer"] = "http://bench.localhost/index.html"
+wrk.headers["Cookie"] = "session=8f2a7c1d9e4b6a3f0c5d2e1b7a9c4f6e; theme=dark; _ga=GA1.1.123456789"
+wrk.headers["Upgrade-Insecure-Requests"] = "1"
+wrk.headers["Sec-Fetch-Dest"] = "document"
+wrk.headers["Sec-Fetch-Mode"] = "navigate"
+wrk.headers["Sec-Fetch-Site"] = "same-origin"
+wrk.headers["Connection"] = "keep-alive"
+"""
+
+NGINX_BACKEND = """
+worker_processes 1;
+daemon off;
+pid {tmp}/backend.pid;
+error_log {tmp}/backend-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        root {tmp}/www;
+    }}
+}}
+"""
+
+NGINX_PROXY = """
+worker_processes {workers};
+daemon off;
+pid {tmp}/proxy.pid;
+error_log {tmp}/proxy-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    log_format heroku 'method=$request_method path="$request_uri" host=$host '
+                      'fwd="$remote_addr" status=$status bytes=$body_bytes_sent';
+    access_log {tmp}/proxy-access.log heroku buffer=64k;
+    keepalive_requests 1000000;
+    upstream app {{ server 127.0.0.1:{backend}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto http;
+            proxy_set_header X-Forwarded-Port {port};
+            proxy_set_header X-Request-Id $request_id;
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    workload: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    mb_s: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, deadline: float = 10.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextlib.contextmanager
+def running(argv: list[str], **kw: object) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(argv, start_new_session=True, **kw)  # type: ignore[call-overload]
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextlib.contextmanager
+def nginx(tmp: Path, name: str, conf: str) -> Iterator[None]:
+    path = tmp / f"{name}.conf"
+    path.write_text(conf)
+    with running(["nginx", "-p", str(tmp), "-c", str(path)], stderr=subprocess.DEVNULL):
+        yield
+
+
+@contextlib.contextmanager
+def routers(tmp: Path, backend: int, port: int, count: int) -> Iterator[None]:
+    routes = tmp / "routes.jsonl"
+    snapshot = {"domain": "localhost", "apps": {"bench": {"hosts": [], "backends": [
+        {"dyno": "web.1", "host": "127.0.0.1", "port": backend}]}}}
+    routes.write_text(json.dumps(snapshot) + "\n")
+    sock = socket.create_server(("127.0.0.1", port), backlog=1024)
+    fd = sock.fileno()
+    argv = ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh",
+            sys.executable, "-m", "runtime.router", "--routes", str(routes)]
+    with contextlib.ExitStack() as stack:
+        for _ in range(count):
+            stack.enter_context(running(
+                argv, cwd=ROOT, pass_fds=(fd,), preexec_fn=lambda: os.dup2(fd, 3),
+                stdout=subprocess.DEVNULL))
+        sock.close()
+        wait_listening(port)
+        yield
+
+
+def wrk(port: int, path: str, args: argparse.Namespace, lua: Path) -> tuple[float, ...]:
+    out = subprocess.run(
+        ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
+         "--latency", "-s", str(lua), f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True, timeout=args.duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    xfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    scale = {"B": 1e-6, "KB": 1e-3, "MB": 1.0, "GB": 1e3}
+    mb_s = float(xfer.group(1)) * scale[xfer.group(2)] * 1.048576 if xfer else 0.0
+    return rps, ms(lat["50"]), ms(lat["99"]), mb_s
+
+
+def ms(value: str) -> float:
+    num, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(num) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def measure(name: str, port: int, args: argparse.Namespace, lua: Path) -> list[Result]:
+    wait_listening(port)
+    results = []
+    for workload, path in (("small", "/small.html"), ("1 MB", "/big.bin")):
+        wrk(port, path, argparse.Namespace(**{**vars(args), "duration": 1}), lua)  # warm up
+        results.append(Result(name, workload, *wrk(port, path, args, lua)))
+        print(f"  {name:<18} {workload:<6} {results[-1].rps:>10.0f} req/s", file=sys.stderr)
+    return results
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    with tempfile.TemporaryDirectory(prefix="ouro-bench-") as t:
+        tmp = Path(t)
+        tmp.chmod(0o755)  # nginx's workers run as an unprivileged user when we are root
+        (tmp / "www").mkdir()
+        (tmp / "www" / "small.html").write_text("<!DOCTYPE html><p>Hello from Ouro!</p>\n" * 3)
+        (tmp / "www" / "big.bin").write_bytes(os.urandom(1 << 20))
+        lua = tmp / "headers.lua"
+        lua.write_text(WRK_LUA)
+        backend = free_port()
+        results: list[Result] = []
+        with nginx(tmp, "backend", NGINX_BACKEND.format(tmp=tmp, port=backend)):
+            results += measure("direct", backend, args, lua)
+            for count in (1, 2):
+                port = free_port()
+                with routers(tmp, backend, port, count):
+                    results += measure(f"ouro x{count}", port, args, lua)
+            for workers in ("1", "auto"):
+                port = free_port()
+                conf = NGINX_PROXY.format(tmp=tmp, port=port, backend=backend, workers=workers)
+                with nginx(tmp, f"proxy-{workers}", conf):
+                    results += measure(f"nginx {workers}", port, args, lua)
+        return results
+
+
+def report(results: list[Result]) -> None:
+    by = {(r.name, r.workload): r for r in results}
+    against = {"ouro x1": "nginx 1", "ouro x2": "nginx auto"}
+    print(f"{'proxy':<12} {'load':<6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}  ratio")
+    for r in results:
+        ref = by.get((against.get(r.name, ""), r.workload))
+        ratio = ""
+        if ref is not None:
+            ratio = f"{r.rps / ref.rps:.2f}x {ref.name}, p50 {r.p50_ms - ref.p50_ms:+.2f} ms"
+        print(f"{r.name:<12} {r.workload:<6} {r.rps:>9.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
+              f"{r.mb_s:>8.0f}  {ratio}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--duration", type=int, default=5, help="seconds per run")
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    args = p.parse_args()
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is missing: apt-get install -y nginx wrk", file=sys.stderr)
+            return 1
+    report(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

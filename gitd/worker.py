@@ -1,0 +1,144 @@
+"""`python -m gitd.worker FD`: one pre-started git worker process of gitd.
+
+gitd keeps a few of these running (`gitd.workers.WorkerPool`): a fresh Python
+per request costs about 0.1 s, and threads in gitd's interpreter were slower
+than git for concurrent pushes. Each worker waits on its control socket (a
+SOCK_SEQPACKET socketpair with gitd, inherited as FD) for a job: one JSON
+message carrying two file descriptors, the read end of the client's stdin
+pipe and the write end of its stdout pipe. It serves the git service over
+them with dulwich, closes both, and answers with one JSON message
+`{"status": N, "error": TEXT|null}`. EOF on the control socket means stop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from dulwich.errors import GitProtocolError, HangupException
+from dulwich.protocol import Protocol
+from dulwich.repo import Repo
+from dulwich.server import BackendRepo, DictBackend, Handler
+
+from gitd.hooks import HookError, PushHook, load_hook
+from gitd.receive import OuroReceivePackHandler
+from gitd.upload import OuroUploadPackHandler
+
+log = logging.getLogger(__name__)
+
+RECEIVE, UPLOAD = "git-receive-pack", "git-upload-pack"
+#: git's status for a fatal error
+FATAL = 128
+MAX_JOB = 64 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    service: str
+    repo: str
+    app: str
+    hook: str
+    #: the name of the key that pushes: the author of the release it makes
+    pusher: str = ""
+
+    def encode(self) -> bytes:
+        return json.dumps(self.__dict__).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Job:
+        fields: dict[str, Any] = json.loads(data)
+        return cls(**fields)
+
+
+def run_job(job: Job, stdin_fd: int, stdout_fd: int, hooks: dict[str, PushHook]) -> dict[str, Any]:
+    """Serve one git request over the two pipe ends; closes both."""
+    with open(stdin_fd, "rb", buffering=1 << 16) as stdin, open(stdout_fd, "wb", 0) as stdout:
+        repo = Repo(job.repo)
+        try:
+            handler = _handler(job, repo, Protocol(stdin.read, _writer(stdout.fileno())), hooks)
+            handler.handle()
+        except HangupException:
+            return {"status": FATAL, "error": None}  # the client went away; nothing to say
+        except (GitProtocolError, HookError, BrokenPipeError) as e:
+            log.warning("%s %s: %s", job.service, job.app, e)
+            return {"status": FATAL, "error": str(e)}
+        finally:
+            repo.close()
+    return {"status": 0, "error": None}
+
+
+def _handler(job: Job, repo: Repo, proto: Protocol, hooks: dict[str, PushHook]) -> Handler:
+    repos: dict[str, BackendRepo] = {"/": repo}
+    backend = DictBackend(repos)
+    if job.service == RECEIVE:
+        if job.hook not in hooks:
+            hooks[job.hook] = load_hook(job.hook)
+        return OuroReceivePackHandler(
+            backend, ["/"], proto, job.app, hooks[job.hook], job.pusher
+        )
+    if job.service == UPLOAD:
+        return OuroUploadPackHandler(backend, ["/"], proto)
+    raise GitProtocolError(f"unknown git service {job.service}")
+
+
+def _writer(fd: int) -> Any:
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    return write
+
+
+def serve(control: socket.socket) -> int:
+    """Take jobs until gitd closes the control socket."""
+    hooks: dict[str, PushHook] = {}
+    while True:
+        data, fds, _, _ = socket.recv_fds(control, MAX_JOB, 2)
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return 0
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            control.sendall(json.dumps({"status": FATAL, "error": "bad job"}).encode())
+            continue
+        result = run_job(Job.decode(data), fds[0], fds[1], hooks)
+        gc.collect()  # a push's pack index and object sets go now, not at the next push
+        control.sendall(json.dumps(result).encode())
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
+
+
+def main(argv: list[str]) -> int:
+    # Die with gitd, whatever the way it went.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:
+        return 0
+    # The supervisor signals gitd's whole group; a worker finishes its job and
+    # stops when gitd closes its socket. A handler, not SIG_IGN: what a hook
+    # spawns must not inherit an ignored SIGTERM.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _ignore)
+    control = socket.socket(fileno=int(argv[1]))
+    try:
+        return serve(control)
+    finally:
+        control.close()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main(sys.argv))

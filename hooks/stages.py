@@ -1,0 +1,182 @@
+"""The receive pipeline's stages, in order: checkout, build, release, release phase, deploy.
+
+Each stage is a small object with a `name` and a `run(push)`; it reports
+through `push.log` and fails by raising `StageError` with the reason the
+client sees (`! [remote rejected] main -> main (reason)`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from buildpacks import BuildError, BuildResult, compile_slug
+from hooks.checkout import CheckoutError, checkout
+from hooks.slugs import apply_slugignore, human_size, tree_size
+from runtime.control import ControlError, request, run_attached
+from runtime.settings import Settings
+from runtime.store import Release, Store
+from runtime.users import AppUser
+
+Log = Callable[[str], None]
+INDENT = "       "
+
+
+class StageError(Exception):
+    """A stage failed: the message is the push's rejection reason."""
+
+
+@dataclass
+class Push:
+    """One deploy in the making, handed from stage to stage."""
+
+    settings: Settings
+    store: Store
+    app: str
+    sha: str
+    pusher: str
+    log: Log
+    user: AppUser | None
+    slug_id: str
+    slug_dir: Path
+    build: BuildResult | None = None
+    slug_size: int = 0
+    release: Release | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    name: str
+
+    def run(self, push: Push) -> None: ...
+
+
+class Checkout:
+    name = "checkout"
+
+    def run(self, push: Push) -> None:
+        push.slug_dir.mkdir(mode=0o755)
+        if push.user is not None:
+            os.chown(push.slug_dir, push.user.uid, push.user.gid)
+        try:
+            checkout(push.settings.repo_path(push.app), push.sha, push.slug_dir, push.user)
+        except CheckoutError as e:
+            raise StageError(str(e)) from None
+        apply_slugignore(push.slug_dir)
+
+
+class Build:
+    name = "build"
+
+    def run(self, push: Push) -> None:
+        config = push.store.config(push.app)
+        try:
+            push.build = compile_slug(
+                push.slug_dir,
+                push.settings.cache_dir / push.app,
+                config,
+                buildpacks=push.store.buildpacks(push.app),
+                log=push.log,
+                user=push.user,
+                timeout=push.settings.build_timeout,
+                clone_dir=push.settings.cache_dir / ".buildpacks",
+            )
+        except BuildError as e:
+            push.log(f" !     {e}")
+            push.log(" !     Push rejected, failed to compile app.")
+            raise StageError("build failed") from None
+        push.slug_size = tree_size(push.slug_dir)
+        push.log(f"-----> Compressing... done, {human_size(push.slug_size)}")
+
+
+class CutRelease:
+    name = "release"
+
+    def run(self, push: Push) -> None:
+        if push.build is None:
+            raise StageError("nothing was built")
+        push.release = push.store.cut_release(
+            push.app,
+            f"Deploy {push.sha[:7]}",
+            push.pusher,
+            commit=push.sha,
+            slug=push.slug_id,
+            slug_size=push.slug_size,
+            process_types=push.build.process_types,
+            buildpacks=push.build.buildpacks,
+        )
+
+
+class ReleasePhase:
+    name = "release phase"
+
+    def run(self, push: Push) -> None:
+        release = _release(push)
+        command = release.process_types.get("release")
+        if not command:
+            return
+        push.log("-----> Running release command...")
+        lines = _LineSplitter(lambda line: push.log(INDENT + line))
+        try:
+            status = run_attached(
+                push.settings.control_socket, lines.feed, app=push.app, command=command,
+                type="release", version=release.version,
+            )
+        except ControlError as e:
+            raise StageError(f"release phase failed: {e}") from None
+        lines.flush()
+        if status != 0:
+            push.log(f" !     Release command exited with status {status}")
+            raise StageError(f"release phase failed (exit status {status})")
+
+
+class Deploy:
+    name = "deploy"
+
+    def run(self, push: Push) -> None:
+        release = _release(push)
+        timeout = push.settings.boot_timeout + push.settings.grace_period + 30
+        try:
+            request(
+                push.settings.control_socket, "deploy", timeout=timeout,
+                app=push.app, version=release.version,
+            )
+        except ControlError as e:
+            push.log(f" !     {e}")
+            raise StageError(f"deploy failed: {e}") from None
+        push.log(f"-----> Launching... done, v{release.version}")
+        push.log(f"{INDENT}{push.settings.web_url(push.app)} deployed to Ouro")
+
+
+STAGES: tuple[Stage, ...] = (Checkout(), Build(), CutRelease(), ReleasePhase(), Deploy())
+
+
+def discard_slug(push: Push) -> None:
+    shutil.rmtree(push.slug_dir, ignore_errors=True)
+
+
+def _release(push: Push) -> Release:
+    if push.release is None:
+        raise StageError("no release was cut")
+    return push.release
+
+
+class _LineSplitter:
+    def __init__(self, emit: Log) -> None:
+        self._emit = emit
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._emit(line.decode("utf-8", "replace").rstrip("\r"))
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._emit(self._buffer.decode("utf-8", "replace"))
+            self._buffer = b""

@@ -1,0 +1,309 @@
+"""One app's running processes, kept equal to its formation.
+
+A deploy starts a whole new generation beside the old one; web processes must
+listen on their `PORT` before the router is switched to them, and only then
+does the old generation get SIGTERM. A crashed process is restarted at once
+the first time, then with exponential back-off; a new release resets that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from runtime.logbus import LogBus
+from runtime.plan import WEB, Plan, free_port
+from runtime.process import Child, ProcessSpec, State
+
+log = logging.getLogger(__name__)
+
+BACKOFF_CAP = 60.0
+#: a process that stayed up this long has its crash count forgotten
+STABLE_AFTER = 60.0
+PROBE_INTERVAL = 0.05
+
+
+class DeployError(Exception):
+    """A new generation did not come up; the message says which process and why."""
+
+
+@dataclass
+class Slot:
+    """One wanted process `TYPE.N` and what became of it."""
+
+    spec: ProcessSpec
+    port: int | None
+    state: State = State.STARTING
+    child: Child | None = None
+    crashes: int = 0
+    since: float = 0.0
+    restart: asyncio.TimerHandle | None = None
+    wanted: bool = True
+    boot: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class Formation:
+    """The processes of one app (or of the platform itself)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        bus: LogBus,
+        on_change: Callable[[], None],
+        settle: Callable[[], Awaitable[None]],
+        spawned: Callable[[], None],
+        boot_timeout: float,
+        grace_period: float,
+    ) -> None:
+        self.plan = plan
+        self.slots: dict[str, Slot] = {}
+        self._bus = bus
+        self._on_change = on_change
+        self._settle = settle
+        self._spawned = spawned
+        self._boot_timeout = boot_timeout
+        self._grace = grace_period
+        self._retiring: set[Child] = set()
+        #: every child alive now: current, still booting and retiring generations
+        self.live: set[Child] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    # -- reading ------------------------------------------------------------
+
+    def backends(self) -> list[tuple[str, int]]:
+        """`(dyno, port)` of the web processes that answer now."""
+        return [
+            (s.name, s.port)
+            for s in self.slots.values()
+            if s.spec.type == WEB and s.state is State.UP and s.port is not None
+        ]
+
+    def quantities(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for slot in self.slots.values():
+            if slot.wanted:
+                counts[slot.spec.type] = counts.get(slot.spec.type, 0) + 1
+        return counts
+
+    # -- deploy ------------------------------------------------------------
+
+    async def deploy(self, plan: Plan, quantities: dict[str, int]) -> None:
+        """Start `plan`'s generation, switch to it once its web processes listen,
+        then stop the old one. Raises DeployError (old generation untouched)."""
+        fresh = {
+            slot.name: slot
+            for type_ in plan.runnable_types
+            for slot in self._new_slots(plan, type_, range(1, quantities.get(type_, 0) + 1))
+        }
+        for slot in fresh.values():
+            self._spawn(slot)
+        try:
+            await self._await_boot(fresh.values())
+        except DeployError:
+            for slot in fresh.values():
+                slot.wanted = False
+                self._retire(slot)
+            raise
+        old, self.slots, self.plan = self.slots, fresh, plan
+        self._on_change()
+        await self._settle()
+        for slot in old.values():
+            slot.wanted = False
+            self._retire(slot)
+
+    async def _await_boot(self, slots: Iterable[Slot]) -> None:
+        webs = [slot for slot in slots if slot.boot is not None]
+        if not webs:
+            return
+        results = await asyncio.gather(
+            *(slot.boot for slot in webs if slot.boot), return_exceptions=True
+        )
+        for slot, result in zip(webs, results, strict=True):
+            if isinstance(result, BaseException) or slot.state is not State.UP:
+                raise DeployError(f"{slot.name} {_boot_failure(slot)}")
+
+    # -- scale, restart, stop, kill -------------------------------------------
+
+    def scale(self, quantities: dict[str, int]) -> None:
+        for type_, wanted in quantities.items():
+            have = sorted(
+                (s for s in self.slots.values() if s.spec.type == type_),
+                key=lambda s: s.spec.index,
+            )
+            surplus = have[wanted:]
+            for slot in surplus:
+                slot.wanted = False
+                del self.slots[slot.name]
+            if surplus:
+                task = asyncio.ensure_future(self._retire_settled(surplus))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            missing = range(len(have) + 1, wanted + 1)
+            for slot in self._new_slots(self.plan, type_, missing):
+                self.slots[slot.name] = slot
+                self._spawn(slot)
+        self._on_change()
+
+    async def restart(self, names: list[str]) -> None:
+        """Replace each named process by a new one, web ones without a gap."""
+        for name in names:
+            old = self.slots[name]
+            (new,) = self._new_slots(self.plan, old.spec.type, [old.spec.index])
+            self._spawn(new)
+            with contextlib.suppress(DeployError):
+                await self._await_boot([new])
+            old.wanted = False
+            self.slots[name] = new
+            self._on_change()
+            await self._settle()
+            self._retire(old)
+
+    async def _retire_settled(self, slots: list[Slot]) -> None:
+        """Stop processes the router no longer sends requests to."""
+        await self._settle()
+        for slot in slots:
+            self._retire(slot)
+
+    def stop(self, names: list[str]) -> None:
+        for name in names:
+            slot = self.slots[name]
+            slot.wanted = False
+            self._retire(slot)
+            slot.state, slot.since = State.DOWN, time.time()
+        self._on_change()
+
+    def kill(self, name: str, signum: int) -> None:
+        child = self.slots[name].child
+        if child is not None:
+            child.signal(signum)
+
+    async def shutdown(self) -> None:
+        """Stop everything: SIGTERM, then SIGKILL after the grace period."""
+        for slot in self.slots.values():
+            slot.wanted = False
+            self._retire(slot)
+        await self.wait_retired()
+
+    async def wait_retired(self) -> None:
+        while self._retiring:
+            await asyncio.wait({c.exited for c in self._retiring})
+
+    # -- spawn, reap, restart ---------------------------------------------
+
+    def _new_slots(self, plan: Plan, type_: str, indexes: Iterable[int]) -> list[Slot]:
+        slots = []
+        for index in indexes:
+            port = free_port() if type_ == WEB and not plan.system else None
+            slots.append(Slot(plan.spec(type_, index, port), port))
+        return slots
+
+    def _spawn(self, slot: Slot) -> None:
+        spec, source = slot.spec, f"ouro[{slot.name}]"
+        slot.restart = None
+        slot.state, slot.since = State.STARTING, time.time()
+        self._bus.emit(spec.app, source, f"Starting process with command `{spec.argv[-1]}`")
+        try:
+            slot.child = Child(
+                spec,
+                on_line=lambda line: self._bus.emit(spec.app, f"app[{spec.name}]", line),
+                on_exit=lambda child: self._reaped(slot, child),
+            )
+        except OSError as e:
+            self._bus.emit(spec.app, source, f"Failed to start: {e.strerror or e}")
+            self._crashed(slot)
+            return
+        self.live.add(slot.child)
+        self._spawned()
+        if slot.port is None:
+            self._up(slot)
+        else:
+            slot.boot = asyncio.ensure_future(self._boot(slot, slot.child, slot.port))
+
+    async def _boot(self, slot: Slot, child: Child, port: int) -> None:
+        deadline = time.monotonic() + self._boot_timeout
+        while slot.child is child and not child.exited.done():
+            if await _listening(port):
+                self._up(slot)
+                return
+            if time.monotonic() > deadline:
+                self._bus.emit(
+                    slot.spec.app,
+                    f"ouro[{slot.name}]",
+                    f"Error R10 (Boot timeout) -> {slot.name} failed to bind to $PORT within"
+                    f" {self._boot_timeout:g} seconds of launch",
+                )
+                child.signal(signal.SIGKILL)
+                return
+            await asyncio.sleep(PROBE_INTERVAL)
+
+    def _up(self, slot: Slot) -> None:
+        slot.state, slot.since = State.UP, time.time()
+        self._bus.emit(slot.spec.app, f"ouro[{slot.name}]", "State changed from starting to up")
+        self._on_change()
+
+    def _reaped(self, slot: Slot, child: Child) -> None:
+        self._retiring.discard(child)
+        self.live.discard(child)
+        app, source = slot.spec.app, f"ouro[{slot.name}]"
+        self._bus.emit(app, source, f"Process exited with status {child.exit_status}")
+        if slot.child is not child:
+            return
+        slot.child = None
+        if not slot.wanted:
+            if slot.state is not State.DOWN:
+                slot.state, slot.since = State.DOWN, time.time()
+            return
+        was_up = slot.state is State.UP
+        if was_up and time.time() - slot.since > STABLE_AFTER:
+            slot.crashes = 0
+        self._bus.emit(app, source, f"State changed from {slot.state} to crashed")
+        self._crashed(slot)
+        if was_up:
+            self._on_change()
+
+    def _crashed(self, slot: Slot) -> None:
+        delay = 0.0 if slot.crashes == 0 else min(BACKOFF_CAP, 2.0 ** (slot.crashes - 1))
+        slot.crashes += 1
+        slot.state, slot.since = State.CRASHED, time.time()
+        slot.restart = asyncio.get_running_loop().call_later(delay, self._respawn, slot)
+
+    def _respawn(self, slot: Slot) -> None:
+        if slot.wanted:
+            self._spawn(slot)
+
+    def _retire(self, slot: Slot) -> None:
+        if slot.restart is not None:
+            slot.restart.cancel()
+            slot.restart = None
+        child = slot.child
+        if child is None or child.exited.done():
+            return
+        self._retiring.add(child)
+        child.signal(signal.SIGTERM)
+        asyncio.get_running_loop().call_later(self._grace, child.signal, signal.SIGKILL)
+
+
+def _boot_failure(slot: Slot) -> str:
+    if slot.child is None and slot.state is State.CRASHED:
+        return "crashed during boot"
+    return "did not listen on $PORT in time"
+
+
+async def _listening(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

@@ -1,0 +1,40 @@
+"""The router's log line per request, in Heroku's format, and cheap request ids."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable
+
+#: the router's log callback: (app, line)
+LogFn = Callable[[str, str], None]
+
+
+class RequestIds:
+    """Unique request ids: a random per-process prefix and a counter.
+
+    uuid4 per request cost about a fifth of the router's throughput.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._count = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}-{next(self._count):08x}"
+
+
+def _quote(value: str) -> str:
+    return value.replace('"', "%22") if '"' in value else value
+
+
+def request_line(
+    at: str, method: str, path: str, host: str, request_id: str, fwd: str, dyno: str,
+    connect_ms: int, service_ms: int, status: int, nbytes: int,
+) -> str:  # fmt: skip
+    """The router's line for one request; `at` is `at=info` or `at=error code=... desc=...`."""
+    return (
+        f'{at} method={method} path="{_quote(path)}" host={host} request_id={request_id} '
+        f'fwd="{fwd}" dyno={dyno} connect={connect_ms}ms service={service_ms}ms '
+        f"status={status} bytes={nbytes}"
+    )
