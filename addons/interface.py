@@ -30,7 +30,7 @@ class Environment:
 
     @classmethod
     def read(cls, settings: Settings) -> Environment:
-        return cls(settings, AddonSettings.read(settings.home))
+        return cls(settings, AddonSettings.of(settings))
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from addons.errors import AddonError, ServerError
 from addons.interface import Addon, Environment, Log
 from addons.postgres.provider import PostgresProvider
 from addons.providers import parse_spec, provider_for
-from runtime.control import ControlError, request
-from runtime.store import STATUS_PENDING, Release, Store
+from runtime import rollout
+from runtime.store import Release, Store
 
 log = logging.getLogger(__name__)
 
@@ -95,23 +95,11 @@ def destroy_app_addons(env: Environment, store: Store, app: str, log: Log) -> li
 
 
 def roll_out(env: Environment, store: Store, release: Release) -> None:
-    """Run a release cut by an add-on, as `config:set` does: a pending release is deployed
-    and marked succeeded; when its processes do not come up it is marked failed, the
-    config goes back to what runs, and AddonError says so."""
-    if release.status != STATUS_PENDING:
-        return  # nothing runs yet: the release is current as it is
-    timeout = env.settings.boot_timeout + env.settings.grace_period + 30
+    """`runtime.rollout.roll_out`, failing as an add-on operation does."""
     try:
-        request(
-            env.settings.control_socket, "deploy", timeout=timeout,
-            app=release.app, version=release.version,
-        )  # fmt: skip
-    except ControlError as e:
-        store.abandon_release(release.app, release.version)
-        raise AddonError(
-            f"v{release.version} did not start ({e}): nothing changed, the running release goes on"
-        ) from None
-    store.finish_release(release.app, release.version, succeeded=True)
+        rollout.roll_out(env.settings, store, release)
+    except rollout.RolloutError as e:
+        raise AddonError(str(e)) from None
 
 
 __all__ = [

@@ -27,13 +27,9 @@ class SystemProcess:
 def system_processes(settings: Settings) -> list[SystemProcess]:
     """The scheduler always; the Postgres server once the managed cluster exists."""
     from addons.postgres.cluster import load
-    from addons.settings import AddonSettings
 
-    addon_settings = AddonSettings.from_env()
-    addon_settings.publish(settings.home)
-    # -P: the working directory (OURO_HOME) must never shadow a package.
     processes = [SystemProcess("scheduler", f"{sys.executable} -P -m addons.scheduler")]
-    cluster = None if addon_settings.postgres_url else load(settings.home)
+    cluster = None if settings.postgres_url else load(settings.home)
     if cluster is not None:
         processes.append(SystemProcess("postgres", cluster.command, cluster.user()))
     return processes

@@ -8,6 +8,7 @@ command line is split with `shlex` and is either a git service (served by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
 import socket
@@ -67,6 +68,10 @@ async def serve(ctx: Context, sock: socket.socket) -> asyncssh.SSHAcceptor:
             status = await _session(ctx, process)
         except (asyncssh.Error, BrokenPipeError, ConnectionError):
             status = 255
+        except Exception:  # a bug must reach the log and the client, not vanish
+            log.exception("command %r failed", process.command)
+            with contextlib.suppress(asyncssh.Error, OSError):
+                process.stderr.write(b" !    internal error: see `logs -a ouro`\n")
         finally:
             process.exit(status)
 

@@ -14,6 +14,7 @@ import ctypes
 import enum
 import fcntl
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -59,7 +60,11 @@ class ProcessSpec:
         return f"{self.type}.{self.index}"
 
 
-def _child_setup(tty: bool) -> None:
+#: limits of an app's processes: NPROC counts per uid, so per app (each has its own)
+APP_LIMITS = ((resource.RLIMIT_NOFILE, 10_240), (resource.RLIMIT_NPROC, 1_024))
+
+
+def _child_setup(tty: bool, limited: bool) -> None:
     # Runs in the child between fork and exec (after setsid and setuid, which
     # would clear the death signal): no logging, no locks.
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -67,6 +72,11 @@ def _child_setup(tty: bool) -> None:
         os._exit(1)
     if tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    if limited:
+        for kind, wanted in APP_LIMITS:
+            _, hard = resource.getrlimit(kind)
+            cap = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            resource.setrlimit(kind, (cap, cap))
 
 
 class Child:
@@ -204,7 +214,7 @@ def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
         stderr=stderr,
         start_new_session=True,
         pass_fds=_arrange_fds(fds),
-        preexec_fn=_setup(fds, spec.tty),
+        preexec_fn=_setup(fds, spec.tty, limited=user is not None),
         user=user.uid if user else None,
         group=user.gid if user else None,
         extra_groups=list(user.groups) if user else None,
@@ -216,9 +226,9 @@ def _arrange_fds(fds: list[int]) -> tuple[int, ...]:
     return tuple(range(LISTEN_FDS_START, LISTEN_FDS_START + len(fds)))
 
 
-def _setup(fds: list[int], tty: bool) -> Callable[[], None]:
+def _setup(fds: list[int], tty: bool, limited: bool) -> Callable[[], None]:
     def setup() -> None:
-        _child_setup(tty)
+        _child_setup(tty, limited)
         # Move the sockets to 3, 4, ...: first out of the way, then into place,
         # so that a socket already sitting at a target number is not clobbered.
         moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1024) for fd in fds]

@@ -39,6 +39,14 @@ class Settings:
     keep_releases: int = 5
     #: the most processes of one type `ps:scale` accepts
     max_scale: int = 100
+    #: a superuser DSN of an existing Postgres: add-ons go there, no managed server
+    postgres_url: str = ""
+    #: accept a sixth (seconds) field in cron schedules: for tests and benchmarks
+    cron_seconds: bool = False
+    #: seconds a cron run may take before it is stopped
+    job_timeout: float = 3600.0
+    #: completed backups kept per app and kind (manual, scheduled)
+    backup_retention: int = 10
 
     # Paths inside the state directory (DESIGN §2 "State").
     @property
@@ -117,6 +125,8 @@ _TYPES = {f.name: Settings.__annotations__[f.name] for f in _FIELDS}
 def _parse(name: str, raw: Any) -> Any:
     kind = _TYPES[name]
     try:
+        if kind == "bool":
+            return _parse_bool(str(raw))
         if kind == "Path":
             return Path(raw)
         if kind == "int":
@@ -128,7 +138,7 @@ def _parse(name: str, raw: Any) -> Any:
             return number
         if kind == "float":
             seconds = float(raw)
-            if seconds < 0:
+            if seconds < 0 or (name == "job_timeout" and seconds == 0):
                 raise ValueError
             return seconds
     except ValueError:
@@ -137,3 +147,11 @@ def _parse(name: str, raw: Any) -> Any:
     if not text:
         raise SettingsError(f"{name} must not be empty")
     return text
+
+
+def _parse_bool(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

@@ -77,7 +77,9 @@ class Supervisor:
         self._restore_apps()
         self._write_status()
         self.bus.emit(SYSTEM_APP, "ouro[api]", f"Platform started: {version_string()}")
+        drops = asyncio.ensure_future(self._report_drops())
         await self._stopping.wait()
+        drops.cancel()
         await control.close()
         await self._shutdown()
         return 0
@@ -142,7 +144,9 @@ class Supervisor:
         from addons.system import system_processes
 
         types = {
-            type_: f"{sys.executable} -m {module}"
+            # -P: the working directory (OURO_HOME, with its `addons/` folder) must
+            # never shadow a package
+            type_: f"{sys.executable} -P -m {module}"
             for type_, (module, _) in SYSTEM_PROCESSES.items()
         }
         users = {}
@@ -271,6 +275,11 @@ class Supervisor:
     def process_groups(self) -> set[int]:
         groups = {child.pid for formation in self.formations.values() for child in formation.live}
         return groups | {o.child.pid for o in self.oneoffs.running.values()}
+
+    async def _report_drops(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.bus.report_drops()
 
     def children_changed(self) -> None:
         """A child was spawned: record the process groups for the next start after a

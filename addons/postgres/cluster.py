@@ -71,10 +71,9 @@ class Cluster:
 
 
 def cluster_root(home: Path) -> Path:
-    # Not DESIGN's `addons/postgres`: the platform's processes run `python -m` from
-    # OURO_HOME, where a directory `addons/postgres` shadows the package `addons`
-    # (a namespace portion wins over an editable install's finder).
-    return home / "postgres"
+    # The platform's processes run `python -P`, so this directory cannot shadow
+    # the package `addons` even though their working directory is OURO_HOME.
+    return home / "addons" / "postgres"
 
 
 def load(home: Path) -> Cluster | None:
@@ -106,7 +105,7 @@ def create(home: Path, log: Log) -> Cluster:
     root = cluster_root(home)
     cluster = Cluster(root, bin_dir, free_port(), user.name if user else "")
     log("Creating the platform's Postgres cluster (initdb)...")
-    root.mkdir(mode=0o711, exist_ok=True)
+    root.mkdir(mode=0o711, parents=True, exist_ok=True)
     root.chmod(0o711)  # the server's user passes through, sees nothing else
     for leftover in (cluster.data_dir, cluster.socket_dir):
         shutil.rmtree(leftover, ignore_errors=True)  # an initdb that did not finish

@@ -6,6 +6,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from addons import destroy_app_addons
+from addons.errors import AddonError
 from gitd.commands.base import (
     Command,
     CommandError,
@@ -107,6 +109,12 @@ def destroy_app(inv: Invocation, args: argparse.Namespace) -> None:
     # Its processes go first: a refusal here leaves the app whole, and nothing of it
     # runs while its files go away.
     inv.supervisor("destroy", timeout=settings.grace_period + 15, app=name)
+    try:
+        destroy_app_addons(settings, inv.ctx.store, name, inv.progress)
+    except AddonError as e:
+        raise CommandError(
+            f"{e}: {name} is stopped but not destroyed; run apps:destroy again"
+        ) from None
     inv.ctx.store.delete_app(name)
     # The record goes before the files: a half-removed directory is then only garbage,
     # never an app.

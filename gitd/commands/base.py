@@ -23,7 +23,8 @@ from gitd.console import Console
 from gitd.context import Context
 from runtime.control import ControlError, Message, request
 from runtime.names import SYSTEM_APP
-from runtime.store import STATUS_PENDING, Key, NotFound, Release
+from runtime.rollout import RolloutError, roll_out
+from runtime.store import Key, NotFound, Release
 
 
 class CommandError(Exception):
@@ -66,18 +67,10 @@ class Invocation:
         """Run a release cut by a config change, a rollback or an add-on. A pending one is
         deployed and then marked succeeded; when its processes do not come up it is
         marked failed, the config goes back to what runs, and the command fails."""
-        if release.status != STATUS_PENDING:
-            return
-        timeout = self.ctx.settings.boot_timeout + self.ctx.settings.grace_period + 30
         try:
-            self.supervisor("deploy", timeout=timeout, app=self.app, version=release.version)
-        except CommandError as e:
-            self.ctx.store.abandon_release(self.app, release.version)
-            raise CommandError(
-                f"v{release.version} did not start ({e}): nothing changed,"
-                " the running release goes on"
-            ) from None
-        self.ctx.store.finish_release(self.app, release.version, succeeded=True)
+            roll_out(self.ctx.settings, self.ctx.store, release)
+        except RolloutError as e:
+            raise CommandError(str(e)) from None
 
     def api_log(self, text: str) -> None:
         """An `ouro[api]` line in the app's log. Best effort: the change is made already,

@@ -92,7 +92,7 @@ def test_a_restart_keeps_jobs_and_data(
     job = _add(platform, bob, "keeper", "*/2 * * * * *", 'echo "after restart"')
 
     assert platform.stop() == 0
-    data = platform.home / "postgres" / "data"
+    data = platform.home / "addons" / "postgres" / "data"
     assert not (data / "postmaster.pid").exists(), "Postgres was not shut down cleanly"
     platform.start()
 

@@ -37,7 +37,7 @@ def _config(platform: Platform, key: SshKey, app: str) -> dict[str, str]:
 
 
 def _postmaster_pid(platform: Platform) -> int:
-    pid_file = platform.home / "postgres" / "data" / "postmaster.pid"
+    pid_file = platform.home / "addons" / "postgres" / "data" / "postmaster.pid"
     try:
         pid = int(pid_file.read_text().split()[0])
         os.kill(pid, 0)
@@ -182,3 +182,19 @@ def test_a_killed_server_is_restarted_with_its_data(
         return result.stdout.strip() if result.returncode == 0 else ""
 
     assert wait_for(reads, what="the app to reconnect") == "safe"
+
+
+def test_destroying_an_app_drops_its_databases(
+    platform: Platform, keys: dict[str, SshKey]
+) -> None:
+    bob = keys["bob"]
+    ok(platform.ssh(bob, "apps:create", "doomed"))
+    ok(platform.ssh(bob, "addons:create", "-a", "doomed", "postgres"))
+    url = _config(platform, bob, "doomed")["DATABASE_URL"]
+    psycopg.connect(url).close()
+    result = platform.ssh(bob, "apps:destroy", "-a", "doomed", "--confirm", "doomed")
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url)
+    ok(platform.ssh(bob, "apps:create", "doomed"))
+    assert ok(platform.ssh(bob, "addons", "-a", "doomed")) == "No add-ons for app doomed.\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.store import MIGRATIONS, Conflict, NotFound, Store, StoreError
+from runtime.store import MIGRATIONS, Conflict, NotFound, Release, Store, StoreError
 
 
 @pytest.fixture
@@ -58,20 +58,79 @@ def test_access_rules(store: Store) -> None:
         store.revoke("bobs", "carol")
 
 
-def test_config_writes_are_all_or_nothing(store: Store) -> None:
+def test_config_changes_cut_releases(store: Store) -> None:
     store.create_app("app", "bob")
-    store.set_config("app", {"A": "1", "B": "two words"})
+    first = store.change_config("app", {"A": "1", "B": "two words"}, (), "bob")
+    assert (first.version, first.status, first.description) == (
+        1,
+        "succeeded",
+        "Set A, B config vars",
+    )
     with pytest.raises(NotFound):
-        store.set_config("missing", {"A": "1"})
-    store.unset_config("app", ["A", "NOT_THERE"])
+        store.change_config("missing", {"A": "1"}, (), "bob")
+    store.change_config("app", {}, ["A", "NOT_THERE"], "bob")
     assert store.config("app") == {"B": "two words"}
+
+
+def _deploy(store: Store, app: str, slug: str) -> Release:
+    release = store.cut_release(
+        app,
+        f"Deploy {slug}",
+        "bob",
+        commit="c" * 40,
+        slug=slug,
+        slug_size=1,
+        process_types={"web": "serve"},
+        buildpacks=["procfile"],
+    )
+    store.finish_release(app, release.version, succeeded=True)
+    return store.release(app, release.version)
+
+
+def test_a_running_app_gets_pending_releases_that_can_be_abandoned(store: Store) -> None:
+    store.create_app("app", "bob")
+    store.change_config("app", {"A": "old"}, (), "bob")
+    running = _deploy(store, "app", "s1")
+    change = store.change_config("app", {"A": "new"}, (), "bob")
+    assert change.status == "pending" and change.slug == "s1" and change.config == {"A": "new"}
+    assert store.current_release("app") == running
+    store.abandon_release("app", change.version)
+    assert store.config("app") == {"A": "old"}
+    assert store.release("app", change.version).status == "failed"
+
+
+def test_rollback_restores_slug_and_config(store: Store) -> None:
+    store.create_app("app", "bob")
+    store.change_config("app", {"A": "1"}, (), "bob")
+    v2 = _deploy(store, "app", "s1")
+    store.finish_release("app", store.change_config("app", {"A": "2"}, (), "bob").version, True)
+    _deploy(store, "app", "s2")
+    back = store.rollback("app", v2.version, "bob")
+    assert (back.description, back.slug, back.config) == ("Rollback to v2", "s1", {"A": "1"})
+    assert store.config("app") == {"A": "1"}
+    assert back.status == "pending"  # until its processes are up
+    store.finish_release("app", back.version, succeeded=True)
+    failed = store.cut_release(
+        "app",
+        "Deploy x",
+        "bob",
+        commit=None,
+        slug="s3",
+        slug_size=1,
+        process_types={},
+        buildpacks=[],
+    )
+    store.finish_release("app", failed.version, succeeded=False)
+    with pytest.raises(Conflict, match="never ran"):
+        store.rollback("app", failed.version, "bob")
+    assert store.slugs_in_use("app", keep=2) == {"s3", "s1"}
 
 
 def test_destroying_an_app_removes_its_config_and_access(store: Store) -> None:
     store.add_key("bob", "SHA256:b", "k", admin=False)
     store.add_key("carol", "SHA256:c", "k", admin=False)
     store.create_app("app", "bob")
-    store.set_config("app", {"A": "1"})
+    store.change_config("app", {"A": "1"}, (), "bob")
     store.grant("app", "carol")
     store.delete_app("app")
     store.create_app("app", "carol")
