@@ -19,6 +19,7 @@ from pathlib import Path
 from hooks.slugs import app_dir, archive_later, new_slug_id, prune
 from hooks.stages import STAGES, Log, Push, StageError, discard_slug
 from runtime.control import ControlError, request
+from runtime.names import SYSTEM_APP
 from runtime.settings import Settings
 from runtime.store import Store
 from runtime.users import AppUser, needs_drop
@@ -42,6 +43,10 @@ class Pipeline:
     def on_push(
         self, app: str, old_sha: str, new_sha: str, ref: str, log: Log, pusher: str
     ) -> str | None:
+        if app == SYSTEM_APP:
+            # Upgrading the running platform by push (DESIGN §4) is not built yet: a
+            # build of it must never replace the platform's own processes.
+            return "the platform cannot be upgraded by push yet: reinstall it and restart"
         with self._deploy_lock(app, log):
             push = self._start(app, new_sha, pusher, log)
             try:

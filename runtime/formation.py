@@ -44,7 +44,8 @@ class Slot:
     since: float = 0.0
     restart: asyncio.TimerHandle | None = None
     wanted: bool = True
-    boot: asyncio.Task[None] | None = None
+    #: resolves to None once the process listens, or to why it did not
+    boot: asyncio.Future[str | None] | None = None
 
     @property
     def name(self) -> str:
@@ -128,8 +129,10 @@ class Formation:
             *(slot.boot for slot in webs if slot.boot), return_exceptions=True
         )
         for slot, result in zip(webs, results, strict=True):
-            if isinstance(result, BaseException) or slot.state is not State.UP:
-                raise DeployError(f"{slot.name} {_boot_failure(slot)}")
+            if isinstance(result, BaseException):
+                raise DeployError(f"{slot.name} failed to boot: {result}")
+            if result is not None:
+                raise DeployError(f"{slot.name} {result}")
 
     # -- scale, restart, stop, kill -------------------------------------------
 
@@ -228,12 +231,13 @@ class Formation:
         else:
             slot.boot = asyncio.ensure_future(self._boot(slot, slot.child, slot.port))
 
-    async def _boot(self, slot: Slot, child: Child, port: int) -> None:
+    async def _boot(self, slot: Slot, child: Child, port: int) -> str | None:
+        """Wait for `child` to listen on `port`; returns None, or why it did not."""
         deadline = time.monotonic() + self._boot_timeout
         while slot.child is child and not child.exited.done():
             if await _listening(port):
                 self._up(slot)
-                return
+                return None
             if time.monotonic() > deadline:
                 self._bus.emit(
                     slot.spec.app,
@@ -242,8 +246,9 @@ class Formation:
                     f" {self._boot_timeout:g} seconds of launch",
                 )
                 child.signal(signal.SIGKILL)
-                return
+                return "did not listen on $PORT in time"
             await asyncio.sleep(PROBE_INTERVAL)
+        return "crashed during boot"
 
     def _up(self, slot: Slot) -> None:
         slot.state, slot.since = State.UP, time.time()
@@ -290,12 +295,6 @@ class Formation:
         self._retiring.add(child)
         child.signal(signal.SIGTERM)
         asyncio.get_running_loop().call_later(self._grace, child.signal, signal.SIGKILL)
-
-
-def _boot_failure(slot: Slot) -> str:
-    if slot.child is None and slot.state is State.CRASHED:
-        return "crashed during boot"
-    return "did not listen on $PORT in time"
 
 
 async def _listening(port: int) -> bool:

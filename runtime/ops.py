@@ -111,6 +111,8 @@ async def ps(sup: Supervisor, message: Message, conn: Connection) -> Message:
 async def deploy(sup: Supervisor, message: Message, conn: Connection) -> Message:
     """Run release `version` of `app`; answers once its web processes listen."""
     app, version = message["app"], int(message["version"])
+    if app == SYSTEM_APP:
+        raise ControlError("the platform's own processes are not deployed from releases yet")
     store = sup.require_store()
     try:
         release = store.release(app, version)
@@ -130,6 +132,9 @@ async def deploy(sup: Supervisor, message: Message, conn: Connection) -> Message
 async def scale(sup: Supervisor, message: Message, conn: Connection) -> Message:
     """Make the app's processes match its stored formation."""
     app = message["app"]
+    if app == SYSTEM_APP:
+        sup.start_system()  # gitd and router scale; one scheduler, one database server
+        return {"ok": True}
     release = sup.require_store().current_release(app)
     if release is None or release.slug is None:
         raise ControlError(f"{app} has no running release: push it first")

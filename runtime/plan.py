@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.names import SYSTEM_APP
 from runtime.process import ProcessSpec
 from runtime.users import AppUser
 
@@ -79,6 +80,19 @@ class Plan:
             sockets=(sock,) if sock is not None else (),
             user=self.type_users.get(type_, self.user),
         )
+
+
+def formation_of(
+    app: str, process_types: Mapping[str, str], stored: Mapping[str, int]
+) -> dict[str, int]:
+    """What an app runs: its stored formation, and for a type never scaled web=1 and
+    the rest 0 (as Heroku), except the platform itself, which runs one of each."""
+    default = {WEB: 1}
+    return {
+        type_: stored.get(type_, 1 if app == SYSTEM_APP else default.get(type_, 0))
+        for type_ in process_types
+        if type_ != RELEASE_PHASE
+    }
 
 
 def free_port(host: str = "127.0.0.1") -> int:

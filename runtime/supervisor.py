@@ -28,10 +28,10 @@ from runtime.leftovers import kill_leftovers, record_groups
 from runtime.logbus import LogBus
 from runtime.names import SYSTEM_APP
 from runtime.oneoff import OneOffs
-from runtime.plan import Plan
+from runtime.plan import Plan, formation_of
 from runtime.settings import Settings
 from runtime.sockets import bind_tcp
-from runtime.store import Release, Store
+from runtime.store import STATUS_SUCCEEDED, Release, Store
 from runtime.users import APPS_GID, AppUser, needs_drop
 from runtime.version import commit, version_string
 
@@ -101,6 +101,7 @@ class Supervisor:
         for private in (s.run_dir, s.ssh_dir, s.repos_dir, s.logs_dir):
             private.chmod(0o700)
         self.store = Store(s.db_path)
+        self._bootstrap_system_app(self.store)
         if needs_drop():
             # App users pass through to their own slugs and caches, and see nothing else.
             for shared in (s.slugs_dir, s.cache_dir):
@@ -112,6 +113,21 @@ class Supervisor:
         from gitd.hostkeys import ensure_host_keys  # made once here, never by a child
 
         ensure_host_keys(s.ssh_dir)
+
+    def _bootstrap_system_app(self, store: Store) -> None:
+        """The platform is app `ouro`: its v1 is the installed code (DESIGN §2), so there
+        is always a known-good release to fall back on."""
+        if any(app.name == SYSTEM_APP for app in store.apps()):
+            return
+        store.create_app(SYSTEM_APP, SYSTEM_APP)
+        types = {t: f"python -P -m {module}" for t, (module, _) in SYSTEM_PROCESSES.items()}
+        types["scheduler"] = "python -P -m addons.scheduler"
+        release = store.cut_release(
+            SYSTEM_APP, f"Bootstrap from the installed code ({version_string()})", SYSTEM_APP,
+            commit=None, slug=None, slug_size=None, process_types=types, buildpacks=(),
+            status=STATUS_SUCCEEDED,
+        )  # fmt: skip
+        log.info("app %s v%d: %s", SYSTEM_APP, release.version, release.description)
 
     def _bind(self) -> None:
         s = self.settings
@@ -167,11 +183,15 @@ class Supervisor:
         )
 
     def start_system(self) -> None:
-        """Run one of each platform process; call again when add-ons need new ones."""
+        """Run the platform's processes as scaled (`ps:scale -a ouro router=2`), one of
+        each by default; call again when add-ons need new ones."""
         plan = self._system_plan()
         formation = self.formation_for(plan)
         formation.plan = plan
-        formation.scale({type_: 1 for type_ in plan.process_types})
+        stored = self.require_store().formation(SYSTEM_APP)
+        quantities = formation_of(SYSTEM_APP, plan.process_types, stored)
+        # only gitd and the router scale: one scheduler, one database server
+        formation.scale({t: n if t in SYSTEM_PROCESSES else 1 for t, n in quantities.items()})
 
     def _restore_apps(self) -> None:
         """Bring back every app's formation, as the state directory has it."""
@@ -211,12 +231,9 @@ class Supervisor:
 
     def quantities(self, release: Release) -> dict[str, int]:
         """The formation for `release`: what was scaled, web=1 for a type never scaled."""
-        stored = self.require_store().formation(release.app)
-        return {
-            type_: stored.get(type_, 1 if type_ == "web" else 0)
-            for type_ in release.process_types
-            if type_ != "release"
-        }
+        return formation_of(
+            release.app, release.process_types, self.require_store().formation(release.app)
+        )
 
     def require_store(self) -> Store:
         if self.store is None:

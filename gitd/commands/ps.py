@@ -23,11 +23,10 @@ from gitd.commands.base import (
     format_time,
     styled_header,
 )
+from runtime.names import SYSTEM_APP
+from runtime.plan import formation_of
 from runtime.store import Release
 
-#: one-off processes: `run.N` (ssh run), `release.N` (release phase), `scheduler.N` (cron)
-RELEASE_PHASE = "release"
-WEB = "web"
 SCALE = re.compile(r"^([A-Za-z0-9_-]+)([=+-])([0-9]+)$")
 TARGET = re.compile(r"^[A-Za-z0-9_-]+(\.[1-9][0-9]*)?$")
 PROCESS_NAME = re.compile(r"^[A-Za-z0-9_-]+\.[1-9][0-9]*$")
@@ -35,12 +34,8 @@ DEFAULT_SIGNAL = "KILL"
 
 
 def current_quantities(release: Release, stored: Mapping[str, int]) -> dict[str, int]:
-    """What runs now: the stored formation, web=1 for a type never scaled (as Heroku)."""
-    return {
-        type_: stored.get(type_, 1 if type_ == WEB else 0)
-        for type_ in release.process_types
-        if type_ != RELEASE_PHASE
-    }
+    """What runs now (`runtime.plan.formation_of`)."""
+    return formation_of(release.app, release.process_types, stored)
 
 
 def parse_scale(
@@ -66,8 +61,14 @@ def parse_scale(
     return wanted
 
 
+#: the platform's process types that `ps:scale -a ouro` may change
+SCALABLE_PLATFORM_TYPES = ("gitd", "router")
+
+
 def _release(inv: Invocation) -> Release:
     release = inv.ctx.store.current_release(inv.app)
+    if release is not None and inv.app == SYSTEM_APP:
+        return release  # the platform runs from its installed code: no slug
     if release is None or release.slug is None:
         raise CommandError(f"{app_badge(inv.app)} has no release yet: push it first")
     return release
@@ -126,6 +127,8 @@ def scale(inv: Invocation, args: argparse.Namespace) -> None:
         inv.out(" ".join(f"{t}={n}" for t, n in before.items()))
         return
     after = parse_scale(args.expressions, before, inv.ctx.settings.max_scale)
+    if inv.app == SYSTEM_APP:
+        _check_platform_scale(before, after)
     store.set_formation(inv.app, after)
     try:
         inv.supervisor("scale", app=inv.app)
@@ -137,6 +140,17 @@ def scale(inv: Invocation, args: argparse.Namespace) -> None:
     changed = " ".join(f"{t}@{n}" for t, n in after.items() if before.get(t) != n)
     if changed:
         inv.api_log(f"Scaled to {changed} by {inv.key.name}")
+
+
+def _check_platform_scale(before: Mapping[str, int], after: Mapping[str, int]) -> None:
+    """gitd and the router scale, never to 0 (no way back in); the rest stays at one."""
+    for type_, count in after.items():
+        if count == before.get(type_):
+            continue
+        if type_ not in SCALABLE_PLATFORM_TYPES:
+            raise CommandError(f"the platform runs exactly one {type_}")
+        if count < 1:
+            raise CommandError(f"the platform needs at least one {type_}")
 
 
 # -- ps:restart, ps:stop, ps:kill -----------------------------------------------

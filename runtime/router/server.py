@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import time
@@ -25,15 +26,73 @@ async def serve(sock: socket.socket, table: RoutingTable, config: RouterConfig, 
     """
     loop = asyncio.get_running_loop()
     ctx = Context(loop, table, config, log)
-    server = await loop.create_server(lambda: ClientConnection(ctx), sock=sock)
+    acceptor = Acceptor(ctx, sock)
     sweepers = [loop.create_task(_sweep(ctx)), loop.create_task(_expire(ctx))]
     try:
         await asyncio.Future()
     finally:
         for task in sweepers:
             task.cancel()
-        server.close()
+        acceptor.close()
         await _drain(ctx)
+
+
+class Acceptor:
+    """Accepts one connection per readiness event of the listening socket.
+
+    Several router processes share one listening socket (the supervisor hands
+    the same fd to each; no SO_REUSEPORT). `loop.create_server` accepts until
+    the backlog is empty, so whichever process wakes first takes a whole burst
+    of connections (wrk's 16 could all land on one router, leaving the other
+    idle). Taking one per event, as nginx does with `multi_accept off`, lets
+    every waiting process take its share, and a busy one naturally takes fewer.
+    The socket itself stays open: it is the caller's, and while this router
+    drains, the others (or its successor) keep serving it.
+    """
+
+    #: how long to stop accepting when out of file descriptors (as asyncio does)
+    RETRY = 1.0
+
+    def __init__(self, ctx: Context, sock: socket.socket) -> None:
+        self.ctx = ctx
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.closed = False
+        self.retry: asyncio.TimerHandle | None = None
+        ctx.loop.add_reader(self.fd, self._accept)
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another router process took it, or the client gave up
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise
+            logger.warning("cannot accept (%s); pausing for %.0f s", e.strerror, self.RETRY)
+            self.ctx.loop.remove_reader(self.fd)
+            self.retry = self.ctx.loop.call_later(self.RETRY, self._resume)
+            return
+        conn.setblocking(False)
+        self.ctx.loop.create_task(self._start(conn))
+
+    async def _start(self, conn: socket.socket) -> None:
+        ctx = self.ctx
+        try:
+            await ctx.loop.connect_accepted_socket(lambda: ClientConnection(ctx), conn)
+        except OSError:
+            conn.close()  # reset before it could be set up: nothing to serve
+
+    def _resume(self) -> None:
+        self.retry = None
+        if not self.closed:
+            self.ctx.loop.add_reader(self.fd, self._accept)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.retry is not None:
+            self.retry.cancel()
+        self.ctx.loop.remove_reader(self.fd)
 
 
 async def _drain(ctx: Context) -> None:

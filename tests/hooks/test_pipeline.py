@@ -22,7 +22,8 @@ def platform(
     tmp_path_factory: pytest.TempPathFactory, keys: dict[str, SshKey]
 ) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("pipeline")
-    platform = start_platform(root, keys, {"OURO_BOOT_TIMEOUT": "5", "OURO_GRACE_PERIOD": "3"})
+    settings = {"OURO_BOOT_TIMEOUT": "5", "OURO_GRACE_PERIOD": "3", "OURO_KEEP_RELEASES": "2"}
+    platform = start_platform(root, keys, settings)
     yield platform
     assert platform.stop() == 0
 
@@ -225,3 +226,20 @@ def test_a_node_app(platform: Platform, keys: dict[str, SshKey], tmp_path: Path)
     assert result.returncode == 0, result.stderr
     status, body = get(platform, "nodeapp")
     assert status == 200 and body.startswith("node v")
+
+
+def test_old_slugs_are_pruned(platform: Platform, keys: dict[str, SshKey], tmp_path: Path) -> None:
+    bob = keys["bob"]
+    repo = make_repo(tmp_path / "pr", {"Procfile": WEB, "index.html": "0\n"})
+    assert push(platform, bob, repo, "pruned").returncode == 0
+    for n in range(1, 4):
+        commit(repo, {"index.html": f"{n}\n"}, f"change {n}")
+        assert push(platform, bob, repo, "pruned").returncode == 0
+    slugs = platform.home / "slugs" / "pruned"
+    wait_for(lambda: not list(slugs.glob("*.tmp")), what="the archives to be written")
+    assert len([p for p in slugs.iterdir() if p.is_dir()]) == 2  # OURO_KEEP_RELEASES
+    assert len(list(slugs.glob("*.tgz"))) <= 2
+    refused = platform.ssh(bob, "rollback", "-a", "pruned", "v1")
+    assert refused.returncode == 1 and "pruned" in refused.stderr
+    assert platform.ssh(bob, "rollback", "-a", "pruned").returncode == 0
+    assert get(platform, "pruned") == (200, "2\n")

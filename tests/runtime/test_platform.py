@@ -158,3 +158,45 @@ def test_ouro_up_refuses_bad_ports(tmp_path: Path, flag: str) -> None:
     )
     assert result.returncode == 2 and "invalid value" in result.stderr
     assert result.stdout == ""
+
+
+def test_the_platform_is_app_ouro(tmp_path: Path, keys: dict[str, SshKey]) -> None:
+    from tests.harness import make_repo
+
+    platform = start_platform(tmp_path, keys)
+    try:
+        admin, bob = keys["admin"], keys["bob"]
+        assert "ouro" in platform.ssh(admin, "apps").stdout.split()
+        assert "ouro" not in platform.ssh(bob, "apps").stdout.split()
+        releases = platform.ssh(admin, "releases", "-a", "ouro").stdout
+        assert "v1  Bootstrap from the installed code (ouro 0.1.0 (" in releases
+        ps = platform.ssh(admin, "ps", "-a", "ouro").stdout
+        for name in ("gitd.1: up", "router.1: up", "scheduler.1: up"):
+            assert name in ps
+        assert "ouro[api]: Platform started" in platform.ssh(admin, "logs", "-a", "ouro").stdout
+        refusal = platform.ssh(bob, "ps", "-a", "ouro")
+        assert refusal.returncode == 1 and "Couldn't find that app" in refusal.stderr
+        destroy = platform.ssh(admin, "apps:destroy", "-a", "ouro", "--confirm", "ouro")
+        assert destroy.returncode == 1 and "cannot be destroyed" in destroy.stderr
+
+        scaled = platform.ssh(admin, "ps:scale", "-a", "ouro", "router=2")
+        assert scaled.returncode == 0, scaled.stderr
+        wait_for(
+            lambda: "router.2: up" in platform.ssh(admin, "ps", "-a", "ouro").stdout,
+            what="a second router",
+        )
+        for bad, word in (("gitd=0", "at least one gitd"), ("scheduler=2", "exactly one")):
+            refused = platform.ssh(admin, "ps:scale", "-a", "ouro", bad)
+            assert refused.returncode == 1 and word in refused.stderr
+
+        repo = make_repo(tmp_path / "self", {"Procfile": "gitd: true\n"})
+        pushed = platform.git(admin, "push", platform.url("ouro"), "main", cwd=repo, check=False)
+        assert pushed.returncode != 0 and "cannot be upgraded by push yet" in pushed.stderr
+        assert platform.ssh(admin, "version").returncode == 0  # still the same platform
+        platform.stop()
+        platform.start()
+        again = platform.ssh(admin, "releases", "-a", "ouro").stdout
+        assert again.count("Bootstrap") == 1
+        assert "router.2: up" in platform.ssh(admin, "ps", "-a", "ouro").stdout
+    finally:
+        platform.stop()
