@@ -62,27 +62,6 @@ def _matches(slug: Path, glob: str, anchored: bool) -> list[Path]:
     return found
 
 
-def tree_size(path: Path) -> int:
-    total = 0
-    for parent, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(parent, name)).st_size
-            except FileNotFoundError:
-                continue
-    return total
-
-
-def human_size(size: int) -> str:
-    """`12.3M`, as Heroku prints a slug's size."""
-    value = float(size)
-    for unit in ("B", "K", "M", "G"):
-        if value < 1024 or unit == "G":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{size}B"
-
-
 def archive_later(slug: Path) -> threading.Thread:
     """Pack the slug into `ID.tgz` in the background: the slug runs in place, so
     the archive (the unit a multi-host runtime would ship) is off the deploy's path."""
@@ -97,7 +76,9 @@ def _archive(slug: Path) -> None:
     tmp = target.with_suffix(".tmp")
     done = subprocess.run(
         ["tar", "-czf", str(tmp), "-C", str(slug), "."],
-        stdin=subprocess.DEVNULL, capture_output=True, check=False,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
     )
     if done.returncode == 0:
         tmp.replace(target)

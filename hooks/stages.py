@@ -16,9 +16,10 @@ from typing import Protocol
 
 from buildpacks import BuildError, BuildResult, compile_slug
 from hooks.checkout import CheckoutError, checkout
-from hooks.slugs import apply_slugignore, human_size, tree_size
+from hooks.slugs import apply_slugignore
 from runtime.control import ControlError, request, run_attached
 from runtime.settings import Settings
+from runtime.sizes import human_size, tree_size
 from runtime.store import Release, Store
 from runtime.users import AppUser
 
@@ -90,7 +91,7 @@ class Build:
             push.log(" !     Push rejected, failed to compile app.")
             raise StageError("build failed") from None
         push.slug_size = tree_size(push.slug_dir)
-        push.log(f"-----> Compressing... done, {human_size(push.slug_size)}")
+        push.log(f"-----> Compressing... done, {human_size(push.slug_size, compact=True)}")
 
 
 class CutRelease:
@@ -123,8 +124,12 @@ class ReleasePhase:
         lines = _LineSplitter(lambda line: push.log(INDENT + line))
         try:
             status = run_attached(
-                push.settings.control_socket, lines.feed, app=push.app, command=command,
-                type="release", version=release.version,
+                push.settings.control_socket,
+                lines.feed,
+                app=push.app,
+                command=command,
+                type="release",
+                version=release.version,
             )
         except ControlError as e:
             raise StageError(f"release phase failed: {e}") from None
@@ -142,8 +147,11 @@ class Deploy:
         timeout = push.settings.boot_timeout + push.settings.grace_period + 30
         try:
             request(
-                push.settings.control_socket, "deploy", timeout=timeout,
-                app=push.app, version=release.version,
+                push.settings.control_socket,
+                "deploy",
+                timeout=timeout,
+                app=push.app,
+                version=release.version,
             )
         except ControlError as e:
             push.log(f" !     {e}")

@@ -28,8 +28,9 @@ def start_time(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def record_groups(path: Path, groups: set[int]) -> None:
-    entries = [{"pgid": pgid, "start": start_time(pgid)} for pgid in sorted(groups)]
+def record_groups(path: Path, groups: dict[int, int | None]) -> None:
+    """Write `{pgid: leader's start time}` for the next start after a crash."""
+    entries = [{"pgid": pgid, "start": start} for pgid, start in sorted(groups.items())]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"boot": _boot_id(), "groups": entries}))
     tmp.replace(path)

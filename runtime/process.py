@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.leftovers import start_time
 from runtime.sockets import LISTEN_FDS_START
 from runtime.users import AppUser
 
@@ -94,6 +95,8 @@ class Child:
         self._on_exit = on_exit
         self._popen = _spawn(spec)
         self.pid = self._popen.pid
+        #: when the child started (clock ticks since boot): tells it from a reused pid
+        self.start_time = start_time(self.pid)
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
         self._pidfd = os.pidfd_open(self.pid)

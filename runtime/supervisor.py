@@ -60,6 +60,7 @@ class Supervisor:
         self._sockets: dict[str, socket.socket] = {}
         self.store: Store | None = None
         self.oneoffs = OneOffs(self)
+        self._groups_dirty = False
 
     async def run(self) -> int:
         """Run until SIGINT or SIGTERM; returns the exit status."""
@@ -71,6 +72,7 @@ class Supervisor:
         self._prepare_home()
         kill_leftovers(self.settings.run_dir / LEFTOVERS)
         self._bind()
+        self._bootstrap_system_app(self.require_store())
         control = ControlServer(self.settings.control_socket, handlers(self))
         await control.start()
         self.start_system()
@@ -101,7 +103,6 @@ class Supervisor:
         for private in (s.run_dir, s.ssh_dir, s.repos_dir, s.logs_dir):
             private.chmod(0o700)
         self.store = Store(s.db_path)
-        self._bootstrap_system_app(self.store)
         if needs_drop():
             # App users pass through to their own slugs and caches, and see nothing else.
             for shared in (s.slugs_dir, s.cache_dir):
@@ -120,11 +121,10 @@ class Supervisor:
         if any(app.name == SYSTEM_APP for app in store.apps()):
             return
         store.create_app(SYSTEM_APP, SYSTEM_APP)
-        types = {t: f"python -P -m {module}" for t, (module, _) in SYSTEM_PROCESSES.items()}
-        types["scheduler"] = "python -P -m addons.scheduler"
         release = store.cut_release(
             SYSTEM_APP, f"Bootstrap from the installed code ({version_string()})", SYSTEM_APP,
-            commit=None, slug=None, slug_size=None, process_types=types, buildpacks=(),
+            commit=None, slug=None, slug_size=None,
+            process_types=self._system_plan().process_types, buildpacks=(),
             status=STATUS_SUCCEEDED,
         )  # fmt: skip
         log.info("app %s v%d: %s", SYSTEM_APP, release.version, release.description)
@@ -289,9 +289,11 @@ class Supervisor:
 
     # -- leftovers ----------------------------------------------------------
 
-    def process_groups(self) -> set[int]:
-        groups = {child.pid for formation in self.formations.values() for child in formation.live}
-        return groups | {o.child.pid for o in self.oneoffs.running.values()}
+    def process_groups(self) -> dict[int, int | None]:
+        """`{pgid: start time}` of every child: each leads its own process group."""
+        children = [child for formation in self.formations.values() for child in formation.live]
+        children += [oneoff.child for oneoff in self.oneoffs.running.values()]
+        return {child.pid: child.start_time for child in children}
 
     async def _report_drops(self) -> None:
         while True:
@@ -300,7 +302,14 @@ class Supervisor:
 
     def children_changed(self) -> None:
         """A child was spawned: record the process groups for the next start after a
-        crash (written at once: a daemon forked a moment later must not escape)."""
+        crash, before the loop handles anything else (a daemon it forks must not
+        escape), once for a burst of spawns (a restore spawns hundreds)."""
+        if not self._groups_dirty:
+            self._groups_dirty = True
+            asyncio.get_running_loop().call_soon(self._record_groups)
+
+    def _record_groups(self) -> None:
+        self._groups_dirty = False
         record_groups(self.settings.run_dir / LEFTOVERS, self.process_groups())
 
     # -- stopping -----------------------------------------------------------

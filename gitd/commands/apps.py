@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from pathlib import Path
 
 from addons import destroy_app_addons
 from addons.errors import AddonError
@@ -20,6 +19,7 @@ from gitd.commands.base import (
 from gitd.commands.ps import current_quantities
 from gitd.repos import ensure_repo, repo_path
 from runtime.names import SYSTEM_APP, InvalidName, check_app_name, random_app_name
+from runtime.sizes import human_size, tree_size
 from runtime.store import Conflict, Release
 
 RANDOM_NAME_TRIES = 20
@@ -90,8 +90,8 @@ def app_info(inv: Invocation, args: argparse.Namespace) -> None:
         "Owner": app.owner,
         "Processes": _formation(release, store.formation(app.name)) if running else "none",
         "Release": f"v{release.version}" if release else "none",
-        "Repo Size": _human_size(_tree_size(repo_path(settings, app.name))),
-        "Slug Size": _human_size(release.slug_size or 0) if running and release else "none",
+        "Repo Size": human_size(tree_size(repo_path(settings, app.name))),
+        "Slug Size": human_size(release.slug_size or 0) if running and release else "none",
         "Web URL": settings.web_url(app.name),
     }
     inv.out(styled_object(fields))
@@ -133,21 +133,6 @@ def _formation(release: Release | None, stored: dict[str, int]) -> str:
         return "none"
     quantities = current_quantities(release, stored)
     return ", ".join(f"{t}: {n}" for t, n in quantities.items()) or "none"
-
-
-def _tree_size(root: Path) -> int:
-    if not root.exists():
-        return 0
-    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def _create_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from gitd.commands.base import (
     styled_header,
     styled_object,
 )
+from runtime.sizes import human_size
 from runtime.store import STATUS_FAILED, STATUS_PENDING, STATUS_SUCCEEDED, Conflict, NotFound
 from runtime.store_types import Release
 
@@ -35,17 +36,6 @@ def describe(release: Release) -> str:
     if release.status == STATUS_PENDING:
         return f"{release.description} (pending)"
     return release.description
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "none"
-    value = float(size)
-    for unit in ("B", "KB", "MB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 def list_releases(inv: Invocation, args: argparse.Namespace) -> None:
@@ -84,7 +74,7 @@ def release_info(inv: Invocation, args: argparse.Namespace) -> None:
         "Change": describe(release),
         "By": release.author,
         "When": f"{format_time(release.created_at)} {ago(release.created_at)}",
-        "Slug size": human_size(release.slug_size),
+        "Slug size": human_size(release.slug_size) if release.slug_size is not None else "none",
         "Process types": types or "none",
         "Commit": release.commit or "none",
         "Buildpacks": ", ".join(release.buildpacks) or "none",
