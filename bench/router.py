@@ -1,11 +1,15 @@
 """Benchmark the router against nginx as a reverse proxy, on loopback, with wrk.
 
-    python bench/router.py [--duration 5] [--connections 16]
+    python bench/router.py [--duration 5] [--connections 16] [--rounds 1] [--baseline DIR]
 
 Backend: nginx serving static files (small page, 1 MB file). In front of it, in
 the same run: nothing (direct), Ouro's router (one process; two processes
 sharing one listening socket), nginx with `worker_processes 1` and `auto`
 (upstream keepalive on). Load: wrk with browser-like request headers.
+
+The host is shared and noisy, so `--rounds N` measures every proxy N times,
+interleaved, and reports medians; `--baseline DIR` (another checkout, e.g.
+from `git archive`) adds its router to the same rounds for a before/after.
 """
 
 from __future__ import annotations
@@ -139,7 +143,7 @@ def nginx(tmp: Path, name: str, conf: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def routers(tmp: Path, backend: int, port: int, count: int) -> Iterator[None]:
+def routers(tmp: Path, backend: int, port: int, count: int, root: Path = ROOT) -> Iterator[None]:
     routes = tmp / "routes.jsonl"
     snapshot = {"domain": "localhost", "apps": {"bench": {"hosts": [], "backends": [
         {"dyno": "web.1", "host": "127.0.0.1", "port": backend}]}}}
@@ -151,7 +155,7 @@ def routers(tmp: Path, backend: int, port: int, count: int) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for _ in range(count):
             stack.enter_context(running(
-                argv, cwd=ROOT, pass_fds=(fd,), preexec_fn=lambda: os.dup2(fd, 3),
+                argv, cwd=root, pass_fds=(fd,), preexec_fn=lambda: os.dup2(fd, 3),
                 stdout=subprocess.DEVNULL))
         sock.close()
         wait_listening(port)
@@ -187,6 +191,21 @@ def measure(name: str, port: int, args: argparse.Namespace, lua: Path) -> list[R
 
 
 def run(args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    for _ in range(args.rounds):
+        results += run_once(args)
+    return median(results)
+
+
+def median(results: list[Result]) -> list[Result]:
+    """One result per (proxy, load): the median round by requests/s."""
+    by: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        by.setdefault((r.name, r.workload), []).append(r)
+    return [sorted(rs, key=lambda r: r.rps)[len(rs) // 2] for rs in by.values()]
+
+
+def run_once(args: argparse.Namespace) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="ouro-bench-") as t:
         tmp = Path(t)
         tmp.chmod(0o755)  # nginx's workers run as an unprivileged user when we are root
@@ -199,10 +218,14 @@ def run(args: argparse.Namespace) -> list[Result]:
         results: list[Result] = []
         with nginx(tmp, "backend", NGINX_BACKEND.format(tmp=tmp, port=backend)):
             results += measure("direct", backend, args, lua)
+            trees = [("ouro", ROOT)]
+            if args.baseline is not None:
+                trees.insert(0, ("base", args.baseline.resolve()))
             for count in (1, 2):
-                port = free_port()
-                with routers(tmp, backend, port, count):
-                    results += measure(f"ouro x{count}", port, args, lua)
+                for label, root in trees:
+                    port = free_port()
+                    with routers(tmp, backend, port, count, root):
+                        results += measure(f"{label} x{count}", port, args, lua)
             for workers in ("1", "auto"):
                 port = free_port()
                 conf = NGINX_PROXY.format(tmp=tmp, port=port, backend=backend, workers=workers)
@@ -213,7 +236,8 @@ def run(args: argparse.Namespace) -> list[Result]:
 
 def report(results: list[Result]) -> None:
     by = {(r.name, r.workload): r for r in results}
-    against = {"ouro x1": "nginx 1", "ouro x2": "nginx auto"}
+    against = {"ouro x1": "nginx 1", "ouro x2": "nginx auto",
+               "base x1": "nginx 1", "base x2": "nginx auto"}
     print(f"{'proxy':<12} {'load':<6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}  ratio")
     for r in results:
         ref = by.get((against.get(r.name, ""), r.workload))
@@ -229,6 +253,8 @@ def main() -> int:
     p.add_argument("--duration", type=int, default=5, help="seconds per run")
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians reported")
+    p.add_argument("--baseline", type=Path, help="a checkout whose router is measured too")
     args = p.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:

@@ -17,7 +17,7 @@ import httptools
 from . import pages
 from .context import HOST_CACHE_MAX, Context
 from .exchange import Exchange
-from .request import BUFFER_MAX, SPECIAL, Request
+from .request import BUFFER_MAX, PLAIN, PLAIN_MAX, SPECIAL, Request
 from .table import BadHost, normalize_host
 from .tunnel import Tunnel
 
@@ -32,6 +32,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "ctx",
         "exchange",
+        "fwd",
         "idle_since",
         "ip",
         "parser",
@@ -57,6 +58,8 @@ class ClientConnection(asyncio.Protocol):
         self.paused = 0
         self.write_paused = False
         self.ip = b"unknown"
+        #: the log line's fwd= when the request has no X-Forwarded-For: decoded once
+        self.fwd = "unknown"
         self.xff_line = b""
         self.idle_since = time.monotonic()
 
@@ -68,7 +71,8 @@ class ClientConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=512 * 1024)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
-            self.ip = str(peer[0]).encode()
+            self.fwd = str(peer[0])
+            self.ip = self.fwd.encode()
         self.xff_line = b"X-Forwarded-For: " + self.ip + b"\r\n"
         self.ctx.connections.add(self)
         self.ctx.drained.clear()
@@ -133,9 +137,13 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # The common case inline: this runs once per header of every request.
-        if name.lower() in SPECIAL:
+        if name in PLAIN:
+            self.req.lines += (name, b": ", value, b"\r\n")
+        elif name.lower() in SPECIAL:
             self.req.header(name, value)
         else:
+            if len(PLAIN) < PLAIN_MAX:
+                PLAIN.add(name)
             self.req.lines += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
@@ -195,7 +203,8 @@ class ClientConnection(asyncio.Protocol):
         """The current request is answered; serve the next one or close."""
         self.exchange = None
         self.idle_since = time.monotonic()
-        self._pause(PAUSE_UPSTREAM | PAUSE_BUFFER, False)
+        if self.paused & (PAUSE_UPSTREAM | PAUSE_BUFFER):
+            self._pause(PAUSE_UPSTREAM | PAUSE_BUFFER, False)
         if not keep_alive or self.ctx.stopping:
             self.close()
         elif self.queue:

@@ -17,6 +17,7 @@ import httptools
 from . import pages
 from .logline import request_line
 from .pages import H10, H12, H13, H14, H27, RouterError
+from .request import PLAIN_MAX
 from .table import AppRoute, Backend
 from .tunnel import Tunnel
 from .upstream import Upstream
@@ -38,6 +39,10 @@ _RESPONSE_SPECIAL = frozenset(
         b"content-length",
     }
 )
+#: response header names as received, known not to be special (see request.PLAIN)
+_RESPONSE_PLAIN: set[bytes] = set()
+#: the common methods' log spelling, so most requests skip a decode
+_METHODS = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE")}
 #: past this size a response's pieces are handed to the transport unjoined
 _JOIN_MAX = 64 * 1024
 
@@ -177,8 +182,13 @@ class Exchange:
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if name in _RESPONSE_PLAIN:
+            self.lines += (name, b": ", value, b"\r\n")
+            return
         lname = name.lower()
         if lname not in _RESPONSE_SPECIAL:
+            if len(_RESPONSE_PLAIN) < PLAIN_MAX:
+                _RESPONSE_PLAIN.add(name)
             self.lines += (name, b": ", value, b"\r\n")
         elif lname == b"content-length":
             self.has_length = True
@@ -417,9 +427,11 @@ class Exchange:
         connected = self.parser is not None
         connect_ms = int((self.t_connect - self.t_start) * 1000) if connected else 0
         service_ms = int((now - self.t_connect) * 1000) if connected else 0
-        method, path = req.method.decode("ascii", "replace"), req.url.decode("latin-1")
-        ip = self.client.ip.decode()
-        fwd = f"{req.xff.decode('latin-1')}, {ip}" if req.xff is not None else ip
+        method = _METHODS.get(req.method) or req.method.decode("ascii", "replace")
+        path = req.url.decode("latin-1")
+        fwd = self.client.fwd
+        if req.xff is not None:
+            fwd = f"{req.xff.decode('latin-1')}, {fwd}"
         at = "at=info" if err is None else f'at=error code={err.code} desc="{err.desc}"'
         line = request_line(at, method, path, self.host, self.request_id, fwd, self.dyno,
                             connect_ms, service_ms, status, self.nbytes)  # fmt: skip

@@ -23,6 +23,11 @@ SPECIAL = frozenset(
     }
 )
 
+#: header names, exactly as clients spell them, known not to be SPECIAL: a set
+#: lookup on the name as received skips a lower() per header; bounded by PLAIN_MAX
+PLAIN: set[bytes] = set()
+PLAIN_MAX = 512
+
 _REQUEST_ID = re.compile(rb"[\w+/=.:@-]{1,200}", re.ASCII)
 
 #: past this much body waiting for a backend connection, the client is paused

@@ -90,6 +90,9 @@ class AppRoute:
         """The next backend to send a request to, or None if every one is excluded."""
         backends = self.backends
         n = len(backends)
+        if n == 1 and not exclude:
+            self.turn = 1  # as the search below would leave it
+            return backends[0]
         best: Backend | None = None
         best_i = 0
         start = self.turn
