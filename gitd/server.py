@@ -60,7 +60,9 @@ class GitdServer(asyncssh.SSHServer):
 
 async def serve(ctx: Context, sock: socket.socket) -> asyncssh.SSHAcceptor:
     """Start accepting SSH connections on an already-listening socket."""
-    host_keys = [str(p) for p in ensure_host_keys(ctx.settings.ssh_dir)]
+    # Loaded once: asyncssh rebuilds its options at each login, and from paths it would
+    # parse the keys again each time (the RSA key's checks cost ~100 ms a login).
+    host_keys = [asyncssh.read_private_key(p) for p in ensure_host_keys(ctx.settings.ssh_dir)]
 
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
         status = 1
@@ -89,6 +91,8 @@ async def serve(ctx: Context, sock: socket.socket) -> asyncssh.SSHAcceptor:
         agent_forwarding=False,
         x11_forwarding=False,
         allow_scp=False,
+        # GSSAPI would look the host name up in DNS on every login (~140 ms here)
+        gss_host=None,
         keepalive_interval=30,
     )
 
