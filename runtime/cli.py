@@ -22,14 +22,15 @@ from runtime.store import Conflict, Store
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from runtime.supervisor import Supervisor
 
-    if _running(settings) is not None:
+    resume = Path(args.resume) if args.resume else None
+    if resume is None and _running(settings) is not None:
         print(f"ouro: already running at {settings.home}", file=sys.stderr)
         return 1
     supervisor = Supervisor(settings)
     try:
         import uvloop
 
-        return uvloop.run(supervisor.run())
+        return uvloop.run(supervisor.run(resume))
     except OSError as e:
         print(f"ouro: {e.strerror or e}", file=sys.stderr)
         return 1
@@ -108,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--ssh-port", help="SSH port (OURO_SSH_PORT, default 2222)")
     up.add_argument("--http-port", help="HTTP port (OURO_HTTP_PORT, default 8080)")
     up.add_argument("--domain", help="app domain (OURO_DOMAIN, default localhost)")
+    # the supervisor re-executing itself (SIGUSR2) passes its state here
+    up.add_argument("--resume", help=argparse.SUPPRESS)
     up.set_defaults(run=_up)
 
     status = sub.add_parser("status", help="exit 0 and describe the platform when it is up")

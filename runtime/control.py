@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -55,14 +56,29 @@ class ControlServer:
     def __init__(self, path: Path, handlers: Mapping[str, Handler]) -> None:
         self._path = path
         self._handlers = handlers
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
 
-    async def start(self) -> None:
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen at the path, or on `sock`: the same socket a previous supervisor of
+        this process listened on (re-exec), so clients never find it missing."""
+        if sock is not None:
+            self._server = await asyncio.start_unix_server(
+                self._serve, sock=sock, limit=MAX_MESSAGE
+            )
+            return
         self._path.unlink(missing_ok=True)
         self._server = await asyncio.start_unix_server(
             self._serve, path=self._path, limit=MAX_MESSAGE
         )
         self._path.chmod(0o600)
+
+    def handover(self) -> int:
+        """The listening socket's fd, kept open across an exec."""
+        if self._server is None or not self._server.sockets:
+            raise ControlError("the control socket is not listening")
+        fd: int = self._server.sockets[0].fileno()
+        os.set_inheritable(fd, True)
+        return fd
 
     async def close(self) -> None:
         if self._server is not None:

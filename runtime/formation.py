@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.logbus import LogBus
 from runtime.plan import WEB, Plan, free_port
@@ -189,6 +190,56 @@ class Formation:
         if child is not None:
             child.signal(signum)
 
+    # -- re-exec ----------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """A generation is booting or retiring: not a moment to hand over."""
+        booting = any(s.boot is not None and not s.boot.done() for s in self.slots.values())
+        return booting or bool(self._retiring)
+
+    def export(self) -> list[dict[str, Any]]:
+        """The slots as data for the next supervisor of this process; stops watching them."""
+        records = []
+        for slot in self.slots.values():
+            child = slot.child
+            if child is not None:
+                child.unwatch()
+            if slot.restart is not None:
+                slot.restart.cancel()
+            records.append(
+                {
+                    "type": slot.spec.type,
+                    "index": slot.spec.index,
+                    "port": slot.port,
+                    "state": str(slot.state),
+                    "since": slot.since,
+                    "crashes": slot.crashes,
+                    "wanted": slot.wanted,
+                    "pid": child.pid if child else None,
+                    "start": child.start_time if child else None,
+                    "out": child.out_fd if child else None,
+                }
+            )
+        return records
+
+    def adopt(self, records: list[dict[str, Any]]) -> None:
+        """Watch again what `export` handed over: the same processes, not restarted."""
+        for record in records:
+            port = record["port"]
+            spec = self.plan.spec(record["type"], record["index"], port)
+            slot = Slot(spec, port, State(record["state"]), crashes=record["crashes"])
+            slot.since, slot.wanted = record["since"], record["wanted"]
+            self.slots[slot.name] = slot
+            if record["pid"]:
+                on_line, on_exit = self._callbacks(slot)
+                slot.child = Child.adopt(
+                    spec, record["pid"], record["start"], record["out"], on_line, on_exit
+                )
+                self.live.add(slot.child)
+            elif slot.wanted:
+                slot.restart = asyncio.get_running_loop().call_later(0, self._respawn, slot)
+
     async def shutdown(self) -> None:
         """Stop everything: SIGTERM, then SIGKILL after the grace period."""
         for slot in self.slots.values():
@@ -215,11 +266,8 @@ class Formation:
         slot.state, slot.since = State.STARTING, time.time()
         self._bus.emit(spec.app, source, f"Starting process with command `{spec.argv[-1]}`")
         try:
-            slot.child = Child(
-                spec,
-                on_line=lambda line: self._bus.emit(spec.app, f"app[{spec.name}]", line),
-                on_exit=lambda child: self._reaped(slot, child),
-            )
+            on_line, on_exit = self._callbacks(slot)
+            slot.child = Child(spec, on_line=on_line, on_exit=on_exit)
         except OSError as e:
             self._bus.emit(spec.app, source, f"Failed to start: {e.strerror or e}")
             self._crashed(slot)
@@ -230,6 +278,15 @@ class Formation:
             self._up(slot)
         else:
             slot.boot = asyncio.ensure_future(self._boot(slot, slot.child, slot.port))
+
+    def _callbacks(
+        self, slot: Slot
+    ) -> tuple[Callable[[str], None], Callable[[Child], None]]:
+        app, source = slot.spec.app, f"app[{slot.name}]"
+        return (
+            lambda line: self._bus.emit(app, source, line),
+            lambda child: self._reaped(slot, child),
+        )
 
     async def _boot(self, slot: Slot, child: Child, port: int) -> str | None:
         """Wait for `child` to listen on `port`; returns None, or why it did not."""

@@ -21,6 +21,8 @@ MAX_LINE = 10_000
 #: a log file is rotated past this size; this many older files are kept
 ROTATE_BYTES = 16 * 1024 * 1024
 KEEP_FILES = 3
+#: how much of a log file is read back into the ring when the bus starts
+TAIL_BYTES = 1 << 20
 #: lines an app's processes may log per second, with bursts up to the capacity
 LINES_PER_SECOND = 5_000
 BURST_LINES = 20_000
@@ -138,8 +140,19 @@ class LogBus:
 
     def _ring(self, app: str) -> collections.deque[str]:
         if app not in self._rings:
-            self._rings[app] = collections.deque(maxlen=RING_LINES)
+            # Seeded from the file, so `logs` still has its history after a restart.
+            self._rings[app] = collections.deque(self._tail(app), maxlen=RING_LINES)
         return self._rings[app]
+
+    def _tail(self, app: str) -> list[str]:
+        try:
+            with self._path(app).open("rb") as stream:
+                stream.seek(max(0, stream.seek(0, 2) - TAIL_BYTES))
+                data = stream.read()
+        except OSError:
+            return []
+        lines = data.decode("utf-8", "replace").splitlines()
+        return lines[1:] if len(data) == TAIL_BYTES else lines  # the first may be cut
 
     def _path(self, app: str, generation: int = 0) -> Path:
         suffix = f".{generation}" if generation else ""

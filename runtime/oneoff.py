@@ -17,7 +17,9 @@ import signal
 import struct
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime.control import Connection, ControlError
@@ -37,6 +39,8 @@ class OneOff:
     child: Child
     since: float
     command: str
+    #: relayed to a client through this supervisor (so it cannot be handed over)
+    attached: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,9 @@ class OneOffs:
         else:
             await self._attached_pipes(spec, request, conn)
 
-    def _start(self, spec: ProcessSpec, request: RunRequest) -> Child:
+    def _callbacks(
+        self, spec: ProcessSpec
+    ) -> tuple[Callable[[str], None], Callable[[Child], None]]:
         bus = self._supervisor.bus
 
         def exited(child: Child) -> None:
@@ -102,10 +108,14 @@ class OneOffs:
                 spec.app, f"ouro[{spec.name}]", f"Process exited with status {child.exit_status}"
             )
 
-        child = Child(
-            spec, on_line=lambda line: bus.emit(spec.app, f"app[{spec.name}]", line), on_exit=exited
+        return (lambda line: bus.emit(spec.app, f"app[{spec.name}]", line)), exited
+
+    def _start(self, spec: ProcessSpec, request: RunRequest) -> Child:
+        on_line, on_exit = self._callbacks(spec)
+        child = Child(spec, on_line=on_line, on_exit=on_exit)
+        self.running[(spec.app, spec.name)] = OneOff(
+            spec, child, time.time(), request.command, attached=not request.detached
         )
-        self.running[(spec.app, spec.name)] = OneOff(spec, child, time.time(), request.command)
         self._supervisor.children_changed()
         if request.timeout:
             loop = asyncio.get_running_loop()
@@ -135,6 +145,36 @@ class OneOffs:
             os.close(slave)
         await conn.reply({"ok": True, "name": spec.name, "pid": child.pid})
         await _relay(conn, child, os.dup(master), {STDOUT: master}, tty=True)
+
+    def export(self) -> dict[str, Any]:
+        """Detached one-offs and the counters, for the next supervisor of this process."""
+        records = []
+        for oneoff in self.running.values():
+            oneoff.child.unwatch()
+            spec = oneoff.spec
+            records.append({
+                "app": spec.app, "type": spec.type, "index": spec.index,
+                "pid": oneoff.child.pid, "start": oneoff.child.start_time,
+                "out": oneoff.child.out_fd, "command": oneoff.command, "since": oneoff.since,
+                "env": spec.env, "cwd": str(spec.cwd), "argv": list(spec.argv),
+            })  # fmt: skip
+        counters = [[app, type_, n] for (app, type_), n in self._counters.items()]
+        return {"running": records, "counters": counters}
+
+    def adopt(self, state: dict[str, Any]) -> None:
+        for app, type_, n in state["counters"]:
+            self._counters[(app, type_)] = n
+        for record in state["running"]:
+            spec = ProcessSpec(
+                app=record["app"], type=record["type"], index=record["index"],
+                argv=tuple(record["argv"]), env=record["env"], cwd=Path(record["cwd"]),
+            )  # fmt: skip
+            on_line, on_exit = self._callbacks(spec)
+            pid, started, out = record["pid"], record["start"], record["out"]
+            child = Child.adopt(spec, pid, started, out, on_line, on_exit)
+            self.running[(spec.app, spec.name)] = OneOff(
+                spec, child, record["since"], record["command"]
+            )
 
     def kill(self, app: str, name: str, signum: int) -> bool:
         oneoff = self.running.get((app, name))

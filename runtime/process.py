@@ -89,23 +89,67 @@ class Child:
         on_line: Callable[[str], None],
         on_exit: Callable[[Child], None],
     ) -> None:
+        popen = _spawn(spec)
+        out_fd = None
+        if popen.stdout is not None:
+            # Kept as a bare fd: a supervisor that re-executes hands it to its successor.
+            out_fd = os.dup(popen.stdout.fileno())
+            popen.stdout.close()
+        self._popen: subprocess.Popen[bytes] | None = popen
+        self._watch(spec, popen.pid, start_time(popen.pid), out_fd, on_line, on_exit)
+
+    @classmethod
+    def adopt(
+        cls,
+        spec: ProcessSpec,
+        pid: int,
+        started: int | None,
+        out_fd: int | None,
+        on_line: Callable[[str], None],
+        on_exit: Callable[[Child], None],
+    ) -> Child:
+        """Watch a child a previous supervisor in this same process started (re-exec)."""
+        child = cls.__new__(cls)
+        child._popen = None
+        child._watch(spec, pid, started, out_fd, on_line, on_exit)
+        # It may have exited while nobody watched: look once the caller holds it.
+        asyncio.get_running_loop().call_soon(child._reap)
+        return child
+
+    def _watch(
+        self,
+        spec: ProcessSpec,
+        pid: int,
+        started: int | None,
+        out_fd: int | None,
+        on_line: Callable[[str], None],
+        on_exit: Callable[[Child], None],
+    ) -> None:
         self.spec = spec
+        self.pid = pid
+        #: when the child started (clock ticks since boot): tells it from a reused pid
+        self.start_time = started
         self.started_at = time.time()
         self.returncode: int | None = None
         self._on_exit = on_exit
-        self._popen = _spawn(spec)
-        self.pid = self._popen.pid
-        #: when the child started (clock ticks since boot): tells it from a reused pid
-        self.start_time = start_time(self.pid)
+        self._reader = _LineReader(on_line)
+        self.out_fd = out_fd
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
-        self._pidfd = os.pidfd_open(self.pid)
+        self._pidfd = os.pidfd_open(pid)
         loop.add_reader(self._pidfd, self._reap)
-        self._reader = _LineReader(on_line)
-        self._out = self._popen.stdout
-        if self._out is not None:
-            os.set_blocking(self._out.fileno(), False)
-            loop.add_reader(self._out.fileno(), self._read_output)
+        if out_fd is not None:
+            os.set_blocking(out_fd, False)
+            loop.add_reader(out_fd, self._read_output)
+
+    def unwatch(self) -> None:
+        """Stop watching (before a re-exec): the child and its output pipe live on."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        if self.out_fd is not None:
+            loop.remove_reader(self.out_fd)
+            os.set_inheritable(self.out_fd, True)
 
     def signal(self, signum: int) -> None:
         """Signal the child's whole process group; a gone group is not an error."""
@@ -115,26 +159,34 @@ class Child:
             os.killpg(self.pid, signum)
 
     def _read_output(self) -> None:
-        if self._out is None:
+        if self.out_fd is None:
             return
         try:
-            data = os.read(self._out.fileno(), 65536)
+            data = os.read(self.out_fd, 65536)
         except BlockingIOError:
             return
         if data:
             self._reader.feed(data)
             return
-        asyncio.get_running_loop().remove_reader(self._out.fileno())
+        asyncio.get_running_loop().remove_reader(self.out_fd)
         self._reader.flush()
 
     def _reap(self) -> None:
-        if self._popen.poll() is None:
+        if self.returncode is not None:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0  # reaped elsewhere: nothing more to learn
+        if pid == 0:
             return
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._drain_output()
-        self.returncode = self._popen.returncode
+        self.returncode = os.waitstatus_to_exitcode(status) if status else 0
+        if self._popen is not None:
+            self._popen.returncode = self.returncode
         # The group may outlive its leader (daemons it forked): they go with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
@@ -143,11 +195,10 @@ class Child:
         self._on_exit(self)
 
     def _drain_output(self) -> None:
-        if self._out is None:
+        fd = self.out_fd
+        if fd is None:
             return
-        loop = asyncio.get_running_loop()
-        fd = self._out.fileno()
-        loop.remove_reader(fd)
+        asyncio.get_running_loop().remove_reader(fd)
         while True:
             try:
                 data = os.read(fd, 65536)
@@ -157,7 +208,8 @@ class Child:
                 break
             self._reader.feed(data)
         self._reader.flush()
-        self._out.close()
+        os.close(fd)
+        self.out_fd = None
 
     @property
     def exit_status(self) -> int:

@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from runtime.acl import AclError, grant_search
@@ -29,6 +30,7 @@ from runtime.logbus import LogBus
 from runtime.names import SYSTEM_APP
 from runtime.oneoff import OneOffs
 from runtime.plan import Plan, formation_of
+from runtime.reexec import ReexecError, exec_resume, read_state, write_state
 from runtime.settings import Settings
 from runtime.sockets import bind_tcp
 from runtime.store import STATUS_SUCCEEDED, Release, Store
@@ -38,6 +40,8 @@ from runtime.version import commit, version_string
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: gunicorn's: re-execute the supervisor in place, keeping every child
+REEXEC_SIGNAL = signal.SIGUSR2
 #: the process groups of a supervisor that died without stopping them
 LEFTOVERS = "process-groups.json"
 #: the longest a deploy waits for the routers to take new routes
@@ -61,30 +65,115 @@ class Supervisor:
         self.store: Store | None = None
         self.oneoffs = OneOffs(self)
         self._groups_dirty = False
+        self._reexec_wanted = asyncio.Event()
+        self._control: ControlServer | None = None
 
-    async def run(self) -> int:
-        """Run until SIGINT or SIGTERM; returns the exit status."""
+    async def run(self, resume: Path | None = None) -> int:
+        """Run until SIGINT or SIGTERM; returns the exit status. With `resume`, take
+        over what the previous supervisor of this process ran (re-exec)."""
         from runtime.ops import handlers
 
         loop = asyncio.get_running_loop()
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._stopping.set)
+        loop.add_signal_handler(REEXEC_SIGNAL, self._reexec_wanted.set)
         self._prepare_home()
-        kill_leftovers(self.settings.run_dir / LEFTOVERS)
-        self._bind()
+        state = read_state(resume) if resume is not None else None
+        if state is None:
+            kill_leftovers(self.settings.run_dir / LEFTOVERS)
+            self._bind()
+        else:
+            self._adopt_sockets(state)
         self._bootstrap_system_app(self.require_store())
-        control = ControlServer(self.settings.control_socket, handlers(self))
-        await control.start()
-        self.start_system()
-        self._restore_apps()
+        self._control = ControlServer(self.settings.control_socket, handlers(self))
+        control_fd = state["control"] if state is not None else None
+        await self._control.start(socket.socket(fileno=control_fd) if control_fd else None)
+        if state is None:
+            self.start_system()
+            self._restore_apps()
+        else:
+            self._adopt(state)
         self._write_status()
-        self.bus.emit(SYSTEM_APP, "ouro[api]", f"Platform started: {version_string()}")
+        started = "re-executed" if state is not None else "started"
+        self.bus.emit(SYSTEM_APP, "ouro[api]", f"Platform {started}: {version_string()}")
         drops = asyncio.ensure_future(self._report_drops())
+        reexec = asyncio.ensure_future(self._serve_reexec())
         await self._stopping.wait()
         drops.cancel()
-        await control.close()
+        reexec.cancel()
+        await self._control.close()
         await self._shutdown()
         return 0
+
+    # -- re-exec ------------------------------------------------------------
+
+    async def _serve_reexec(self) -> None:
+        while True:
+            await self._reexec_wanted.wait()
+            self._reexec_wanted.clear()
+            try:
+                self._handover()
+            except (ReexecError, OSError) as e:
+                self.bus.emit(SYSTEM_APP, "ouro[api]", f"Re-exec refused: {e}")
+
+    def _handover(self) -> None:
+        """Exec into `ouro up --resume`; returns only when that could not happen, with
+        everything watched again as before."""
+        busy = [app for app, f in self.formations.items() if f.busy]
+        busy += [f"{app} (deploying)" for app, lock in self.deploying.items() if lock.locked()]
+        if busy:
+            raise ReexecError(f"processes are starting or stopping: {', '.join(busy)}")
+        if any(o.attached for o in self.oneoffs.running.values()):
+            raise ReexecError("a one-off is attached to a client")
+        if self._control is None:
+            raise ReexecError("not serving yet")
+        sockets = {name: sock.fileno() for name, sock in self._sockets.items()}
+        for fd in sockets.values():
+            os.set_inheritable(fd, True)
+        state = {
+            "pid": os.getpid(),
+            "sockets": sockets,
+            "control": self._control.handover(),
+            "routes_version": self.routes_version,
+            "formations": {
+                app: {"version": f.plan.version, "slots": f.export()}
+                for app, f in self.formations.items()
+            },
+            "oneoffs": self.oneoffs.export(),
+        }
+        path = write_state(self.settings.run_dir, state)
+        self.bus.emit(SYSTEM_APP, "ouro[api]", "Supervisor re-executing (children kept)")
+        self.bus.close()
+        try:
+            exec_resume(path, self.settings.to_env())
+        except OSError:
+            self._adopt(read_state(path))
+            raise
+
+    def _adopt_sockets(self, state: dict[str, Any]) -> None:
+        for name, fd in state["sockets"].items():
+            sock = socket.socket(fileno=fd)
+            sock.set_inheritable(False)
+            self._sockets[name] = sock
+        self.settings = self.settings.with_ports(
+            self._sockets["ssh"].getsockname()[1], self._sockets["http"].getsockname()[1]
+        )
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        """Watch the processes of `state` again, as they run."""
+        store = self.require_store()
+        self.routes_version = state["routes_version"]
+        for app, saved in state["formations"].items():
+            if app == SYSTEM_APP:
+                plan = self._system_plan()
+            else:
+                plan = self.plan(store.release(app, saved["version"]))
+            formation = self.formation_for(plan)
+            formation.plan = plan
+            formation.adopt(saved["slots"])
+        self.oneoffs.adopt(state["oneoffs"])
+        self.children_changed()
+        self.publish_routes()
 
     # -- the home and the sockets --------------------------------------------
 

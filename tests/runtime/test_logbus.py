@@ -47,3 +47,15 @@ def test_a_flood_of_output_is_dropped_and_counted(tmp_path: Path) -> None:
     assert "ouro[web.1]: Error L10 (output buffer overflow):" in tail[0]
     assert tail[0].endswith("log lines dropped") and tail[1].endswith("app[web.1]: calm again")
     bus.close()
+
+
+def test_a_new_bus_remembers_the_recent_lines(tmp_path: Path) -> None:
+    first = LogBus(tmp_path)
+    for n in range(10):
+        first.emit("myapp", "ouro[api]", f"before {n}")
+    first.close()
+    second = LogBus(tmp_path)
+    second.emit("myapp", "ouro[api]", "after")
+    texts = [line.split(": ", 1)[1] for line in second.recent("myapp", 100)]
+    assert texts == [*(f"before {n}" for n in range(10)), "after"]
+    second.close()
