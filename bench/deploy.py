@@ -15,7 +15,6 @@ within 1.5 s with no failed request.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import re
 import shutil
@@ -24,61 +23,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.harness import Platform, SshKey, commit, make_key, make_repo  # noqa: E402
+from tests.harness import (  # noqa: E402
+    GRACEFUL_SERVER,
+    Platform,
+    RequestLoop,
+    SshKey,
+    commit,
+    make_key,
+    make_repo,
+)
 
 APP = "benchapp"
-SERVER = """\
-import http.server, os, six
-VERSION = {version!r}
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = VERSION.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-"""
-
-
-class RequestLoop(threading.Thread):
-    """GETs through the router as fast as one client can; counts failures and
-    notes when each version was first served."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.stop = threading.Event()
-        self.ok = 0
-        self.failed: list[str] = []
-        self.first_seen: dict[str, float] = {}
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            try:
-                conn.request("GET", "/", headers={"Host": f"{APP}.localhost"})
-                response = conn.getresponse()
-                body = response.read().decode()
-                if response.status != 200:
-                    self.failed.append(f"{response.status} {response.getheader('X-Ouro-Error')}")
-                else:
-                    self.ok += 1
-                    self.first_seen.setdefault(body, time.monotonic())
-            except OSError as e:
-                self.failed.append(repr(e))
-            finally:
-                conn.close()
+#: the graceful web server of the tests (it drains on SIGTERM), with a dependency
+SERVER = "import six\n" + GRACEFUL_SERVER
 
 
 def timed_push(
@@ -141,7 +104,7 @@ def main() -> None:
             },
         )
         cold, cold_launch, _ = timed_push(platform, key, repo)
-        loop = RequestLoop(platform.http_port)
+        loop = RequestLoop(platform.http_port, f"{APP}.localhost")
         loop.start()
         rows = []
         for run in range(args.runs):
@@ -155,7 +118,7 @@ def main() -> None:
             serving = loop.first_seen.get(version, float("nan")) - started
             launch = launched if launched is not None else float("nan")
             rows.append((total, launch, serving, stages(platform, run + 2)))
-        loop.stop.set()
+        loop.done.set()
         loop.join()
         report(cold, cold_launch, rows, loop)
     finally:
@@ -184,8 +147,9 @@ def report(
         row(f"  stage: {name}", f"{med(r[3].get(name, 0) for r in rows) * 1000:.0f}ms")
     overhead = med(sum(v for k, v in r[3].items() if k != "build") for r in rows)
     row("pipeline overhead (all stages but build)", f"{overhead * 1000:.0f}ms", "< 300ms")
-    row("requests during the pushes: ok / failed", f"{loop.ok} / {len(loop.failed)}", "0 failed")
-    for failure in loop.failed[:5]:
+    counts = f"{len(loop.bodies)} / {len(loop.failures)}"
+    row("requests during the pushes: ok / failed", counts, "0 failed")
+    for failure in loop.failures[:5]:
         print(f"  failed: {failure}")
     print(f"({len(rows)} warm runs)")
 

@@ -5,20 +5,74 @@ driven with the real OpenSSH client and the real git.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+#: a web server that, on SIGTERM, finishes the request it is serving and exits,
+#: as any production server does (gunicorn, uvicorn, puma)
+GRACEFUL_SERVER = """\
+import http.server, os, signal, threading
+VERSION = {version!r}
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = VERSION.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+server.daemon_threads = False
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+server.serve_forever()
+server.server_close()
+"""
+
 DEADLINE = 30.0
 #: the `ouro` command, run from this checkout's interpreter
 OURO = (sys.executable, "-m", "runtime.cli")
+
+
+class RequestLoop(threading.Thread):
+    """Sequential GETs through the router, each on a new connection: what a deploy
+    must not disturb. Counts failures; notes when each body was first served."""
+
+    def __init__(self, port: int, host: str) -> None:
+        super().__init__(daemon=True)
+        self.port, self.host = port, host
+        self.done = threading.Event()
+        self.bodies: list[str] = []
+        self.failures: list[str] = []
+        self.first_seen: dict[str, float] = {}
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                conn.request("GET", "/", headers={"Host": self.host})
+                response = conn.getresponse()
+                body = response.read().decode()
+                if response.status == 200:
+                    self.bodies.append(body)
+                    self.first_seen.setdefault(body, time.monotonic())
+                else:
+                    self.failures.append(f"{response.status} {response.getheader('X-Ouro-Error')}")
+            except OSError as e:
+                self.failures.append(repr(e))
+            finally:
+                conn.close()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "") -> object:

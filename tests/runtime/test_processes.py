@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,29 +15,8 @@ from tests.gitd.deployed import (
     ps_states,
     wait_for_log,
 )
-from tests.harness import Platform, SshKey, commit, wait_for
-
-#: a web server that, on SIGTERM, finishes the request it is serving and exits,
-#: as any production server does (gunicorn, uvicorn, puma)
-SERVER = """\
-import http.server, os, signal, threading
-VERSION = {version!r}
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = VERSION.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
-server.daemon_threads = False
-signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-server.serve_forever()
-server.server_close()
-"""
+from tests.harness import GRACEFUL_SERVER as SERVER
+from tests.harness import Platform, RequestLoop, SshKey, commit, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -49,40 +26,13 @@ def platform(
     yield from platform_fixture(tmp_path_factory, keys, "processes")
 
 
-class Load(threading.Thread):
-    """Sequential requests through the router, each on a new connection."""
-
-    def __init__(self, port: int, host: str) -> None:
-        super().__init__(daemon=True)
-        self.port, self.host = port, host
-        self.done = threading.Event()
-        self.bodies: list[str] = []
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            try:
-                conn.request("GET", "/", headers={"Host": self.host})
-                response = conn.getresponse()
-                body = response.read().decode()
-                if response.status == 200:
-                    self.bodies.append(body)
-                else:
-                    self.failures.append(f"{response.status} {response.getheader('X-Ouro-Error')}")
-            except OSError as e:
-                self.failures.append(repr(e))
-            finally:
-                conn.close()
-
-
 def test_redeploys_under_load_fail_no_request(
     platform: Platform, keys: dict[str, SshKey], tmp_path: Path
 ) -> None:
     bob = keys["bob"]
     files = {"app.py": SERVER.format(version="v1"), "Procfile": "web: python3 app.py\n"}
     repo = deploy(platform, bob, tmp_path, "steady", files)
-    load = Load(platform.http_port, "steady.localhost")
+    load = RequestLoop(platform.http_port, "steady.localhost")
     load.start()
     try:
         for version in ("v2", "v3", "v4"):
@@ -106,8 +56,10 @@ def test_a_crashing_process_is_restarted_with_back_off(
     procfile = "web: python3 -m http.server $PORT --bind 127.0.0.1\nworker: echo crashing; exit 3\n"
     deploy(platform, bob, tmp_path, "crashy", {"Procfile": procfile, "index.html": "x\n"})
     ok(platform.ssh(bob, "ps:scale", "-a", "crashy", "worker=1"))
-    wait_for(lambda: logs(platform, bob, "crashy").count("Process exited with status 3") >= 3,
-             what="three crashes")
+    wait_for(
+        lambda: logs(platform, bob, "crashy").count("Process exited with status 3") >= 3,
+        what="three crashes",
+    )
     assert ps_states(platform, bob, "crashy").get("worker.1") in ("crashed", "up", "starting")
     # back-off: at once, then 1 s, 2 s, 4 s... not a busy loop
     starts = logs(platform, bob, "crashy").count("ouro[worker.1]: Starting process")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.gitd.deployed import deploy, ok, platform_fixture, wait_for_log
-from tests.harness import Platform, SshKey, wait_for
-from tests.runtime.test_processes import SERVER, Load
+from tests.harness import GRACEFUL_SERVER as SERVER
+from tests.harness import Platform, RequestLoop, SshKey, wait_for
 
 PROCFILE = "web: python3 app.py\nworker: while true; do echo tick; sleep 1; done\n"
 
@@ -39,7 +39,7 @@ def test_the_supervisor_re_executes_without_restarting_anything(
     apps_before, platform_before = _pids(platform, admin, "phoenix"), _pids(platform, admin, "ouro")
     supervisor = json.loads((platform.home / "run" / "ouro.json").read_text())["pid"]
 
-    load = Load(platform.http_port, "phoenix.localhost")
+    load = RequestLoop(platform.http_port, "phoenix.localhost")
     load.start()
     try:
         for round_ in (1, 2):
