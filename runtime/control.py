@@ -114,6 +114,8 @@ class ControlServer:
             return await handler(message, conn)
         except ControlError as e:
             return {"ok": False, "error": str(e)}
+        except (KeyError, TypeError, ValueError) as e:  # a malformed request, not a crash
+            return {"ok": False, "error": f"bad {message.get('op')} request: {e!r}"}
 
 
 async def open_stream(
