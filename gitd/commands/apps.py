@@ -32,6 +32,8 @@ def list_apps(inv: Invocation, args: argparse.Namespace) -> None:
         a for a in apps if a.owner != inv.key.name and inv.ctx.store.can_access(inv.key, a.name)
     ]
     inv.out(styled_header(f"{inv.key.name} Apps"))
+    if not own:
+        inv.out("You have no apps.")
     for app in own:
         inv.out(app.name)
     if others:
@@ -80,7 +82,8 @@ def app_info(inv: Invocation, args: argparse.Namespace) -> None:
     store, settings = inv.ctx.store, inv.ctx.settings
     app = store.app(inv.app)
     release = store.current_release(app.name)
-    running = release is not None and release.slug is not None
+    system = app.name == SYSTEM_APP  # runs from its installed code: no slug, no web
+    running = release is not None and (release.slug is not None or system)
     inv.out(styled_header(app.name))
     fields = {
         "Collaborators": ", ".join(store.collaborators(app.name)) or "none",
@@ -92,7 +95,7 @@ def app_info(inv: Invocation, args: argparse.Namespace) -> None:
         "Release": f"v{release.version}" if release else "none",
         "Repo Size": human_size(tree_size(repo_path(settings, app.name))),
         "Slug Size": human_size(release.slug_size or 0) if running and release else "none",
-        "Web URL": settings.web_url(app.name),
+        "Web URL": "none" if system else settings.web_url(app.name),
     }
     inv.out(styled_object(fields))
 
