@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.control import Connection, ControlError
 from runtime.frames import EXIT, RESIZE, STDERR, STDIN, STDIN_EOF, STDOUT, read_frame, write_frame
+from runtime.names import SYSTEM_APP
 from runtime.process import Child, ProcessSpec
 from runtime.store import Release
 
@@ -75,6 +76,8 @@ class OneOffs:
             release: Release | None = store.release(request.app, request.version)
         else:
             release = store.current_release(request.app)
+        if request.app == SYSTEM_APP:
+            raise ControlError(f"{SYSTEM_APP} runs from its installed code: nothing to run in")
         if release is None or release.slug is None:
             raise ControlError(f"{request.app} has no release to run: push it first")
         key = (request.app, request.type)
