@@ -158,10 +158,16 @@ class Formation:
         self._on_change()
 
     async def restart(self, names: list[str]) -> None:
-        """Replace each named process by a new one, web ones without a gap."""
+        """Replace each named process by a new one, web ones without a gap; an
+        exclusive one (the scheduler, the database server) only once the old is gone."""
         for name in names:
             old = self.slots[name]
             (new,) = self._new_slots(self.plan, old.spec.type, [old.spec.index])
+            child = old.child
+            if old.spec.type in self.plan.exclusive_types and child is not None:
+                old.wanted = False
+                self._retire(old)
+                await child.exited
             self._spawn(new)
             with contextlib.suppress(DeployError):
                 await self._await_boot([new])

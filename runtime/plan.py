@@ -41,6 +41,9 @@ class Plan:
     sockets: Mapping[str, socket.socket] = field(default_factory=dict)
     #: platform processes that do not run as the platform's user (postgres)
     type_users: Mapping[str, AppUser] = field(default_factory=dict)
+    #: types of which two must never run at once (a second scheduler would run every
+    #: job twice; a second postgres finds its data directory locked)
+    exclusive_types: frozenset[str] = frozenset()
 
     @property
     def runnable_types(self) -> list[str]:

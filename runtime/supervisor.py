@@ -269,6 +269,7 @@ class Supervisor:
             base_env=_base_env() | self.settings.to_env(),
             sockets={type_: self._sockets[name] for type_, (_, name) in SYSTEM_PROCESSES.items()},
             type_users=users,
+            exclusive_types=frozenset(t for t in types if t not in SYSTEM_PROCESSES),
         )
 
     def start_system(self) -> None:

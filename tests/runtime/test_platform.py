@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -188,6 +189,15 @@ def test_the_platform_is_app_ouro(tmp_path: Path, keys: dict[str, SshKey]) -> No
         for bad, word in (("gitd=0", "at least one gitd"), ("scheduler=2", "exactly one")):
             refused = platform.ssh(admin, "ps:scale", "-a", "ouro", bad)
             assert refused.returncode == 1 and word in refused.stderr
+
+        before = json.loads(platform.ssh(admin, "ps", "--json", "-a", "ouro").stdout)
+        restarted = platform.ssh(admin, "ps:restart", "-a", "ouro")
+        assert restarted.returncode == 0, restarted.stderr
+        after = json.loads(platform.ssh(admin, "ps", "--json", "-a", "ouro").stdout)
+        pids = {p["name"]: p["pid"] for p in before}
+        assert {p["name"] for p in after} == set(pids)
+        assert all(p["pid"] != pids[p["name"]] for p in after)  # every one replaced
+        assert [p["name"] for p in after].count("scheduler.1") == 1
 
         repo = make_repo(tmp_path / "self", {"Procfile": "gitd: true\n"})
         pushed = platform.git(admin, "push", platform.url("ouro"), "main", cwd=repo, check=False)
