@@ -17,7 +17,9 @@ from typing import Protocol
 from buildpacks import BuildError, BuildResult, compile_slug
 from hooks.checkout import CheckoutError, checkout
 from hooks.slugs import apply_slugignore
-from runtime.control import ControlError, request, run_attached
+from runtime.control import ControlError, run_attached
+from runtime.process import LineReader
+from runtime.rollout import deploy
 from runtime.settings import Settings
 from runtime.sizes import human_size, tree_size
 from runtime.store import Release, Store
@@ -121,7 +123,7 @@ class ReleasePhase:
         if not command:
             return
         push.log("-----> Running release command...")
-        lines = _LineSplitter(lambda line: push.log(INDENT + line))
+        lines = LineReader(lambda line: push.log(INDENT + line))
         try:
             status = run_attached(
                 push.settings.control_socket,
@@ -144,15 +146,8 @@ class Deploy:
 
     def run(self, push: Push) -> None:
         release = _release(push)
-        timeout = push.settings.boot_timeout + push.settings.grace_period + 30
         try:
-            request(
-                push.settings.control_socket,
-                "deploy",
-                timeout=timeout,
-                app=push.app,
-                version=release.version,
-            )
+            deploy(push.settings, push.app, release.version)
         except ControlError as e:
             push.log(f" !     {e}")
             raise StageError(f"deploy failed: {e}") from None
@@ -171,20 +166,3 @@ def _release(push: Push) -> Release:
     if push.release is None:
         raise StageError("no release was cut")
     return push.release
-
-
-class _LineSplitter:
-    def __init__(self, emit: Log) -> None:
-        self._emit = emit
-        self._buffer = b""
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            self._emit(line.decode("utf-8", "replace").rstrip("\r"))
-
-    def flush(self) -> None:
-        if self._buffer:
-            self._emit(self._buffer.decode("utf-8", "replace"))
-            self._buffer = b""

@@ -132,7 +132,7 @@ class Child:
         self.started_at = time.time()
         self.returncode: int | None = None
         self._on_exit = on_exit
-        self._reader = _LineReader(on_line)
+        self._reader = LineReader(on_line)
         self.out_fd = out_fd
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
@@ -218,7 +218,7 @@ class Child:
         return 128 - code if code < 0 else code
 
 
-class _LineReader:
+class LineReader:
     """Splits a byte stream into text lines; a line never waits past 64 KiB."""
 
     LIMIT = 65536

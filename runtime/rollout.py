@@ -19,19 +19,21 @@ class RolloutError(Exception):
     """The release's processes did not come up; nothing changed."""
 
 
+def deploy(settings: Settings, app: str, version: int) -> None:
+    """Ask the supervisor to run release `version` of `app`: it answers once the new
+    web processes listen. Raises ControlError when they did not come up."""
+    timeout = settings.boot_timeout + settings.grace_period + DEPLOY_MARGIN
+    request(settings.control_socket, "deploy", timeout=timeout, app=app, version=version)
+
+
 def roll_out(settings: Settings, store: Store, release: Release) -> None:
     if release.status != STATUS_PENDING:
         return  # nothing runs yet: the release is current as it is
-    timeout = settings.boot_timeout + settings.grace_period + DEPLOY_MARGIN
     try:
-        request(
-            settings.control_socket, "deploy", timeout=timeout,
-            app=release.app, version=release.version,
-        )  # fmt: skip
+        deploy(settings, release.app, release.version)
     except ControlError as e:
         store.abandon_release(release.app, release.version)
         raise RolloutError(
-            f"v{release.version} did not start ({e}): nothing changed,"
-            " the running release goes on"
+            f"v{release.version} did not start ({e}): nothing changed, the running release goes on"
         ) from None
     store.finish_release(release.app, release.version, succeeded=True)
