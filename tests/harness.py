@@ -75,6 +75,42 @@ class RequestLoop(threading.Thread):
                 conn.close()
 
 
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    """A command that succeeded: its stdout."""
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def refused(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    """A refusal: exit 1, one line on stderr holding every one of `words`."""
+    assert result.returncode == 1, result
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def get(platform: Platform, host: str, path: str = "/") -> tuple[int, str]:
+    """GET through the platform's router: `(status, body)`."""
+    conn = http.client.HTTPConnection("127.0.0.1", platform.http_port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def wait_for(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "") -> object:
     """Poll `condition` until it returns something truthy; fail after `timeout`."""
     end = time.monotonic() + timeout

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Platform, SshKey, make_repo
+from tests.harness import Platform, SshKey, make_repo, ok, refused
+
+__all__ = ["ok", "refused"]  # the add-on tests import them from here
 
 WEB = "web: python3 -m http.server $PORT --bind 127.0.0.1\n"
 
@@ -22,18 +24,6 @@ def deploy(platform: Platform, key: SshKey, app: str, folder: Path) -> None:
     repo = make_repo(folder / app, {"Procfile": WEB, "index.html": "ok\n"})
     pushed = platform.git(key, "push", platform.url(app), "main", cwd=repo, check=False)
     assert pushed.returncode == 0, pushed.stderr
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stdout}{result.stderr}"
-    return result.stdout
-
-
-def refused(result: subprocess.CompletedProcess[str], words: str) -> None:
-    """A bad input: exit 1 and one line on stderr that says why."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert len(lines) == 1 and words in lines[0], result.stderr
 
 
 def app_sql(platform: Platform, key: SshKey, app: str, statement: str) -> str:

@@ -3,15 +3,15 @@ timeouts, a small Procfile app pushed to it, and HTTP through the router."""
 
 from __future__ import annotations
 
-import http.client
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import start_platform
-from tests.harness import Platform, SshKey, make_repo, wait_for
+from tests.harness import Platform, SshKey, get, make_repo, ok, refused, wait_for
+
+__all__ = ["get", "ok", "refused"]  # used from here by the runtime command tests
 
 #: a web process that serves its directory, and a worker that logs every second
 PROCFILE = (
@@ -32,21 +32,6 @@ def platform_fixture(
         assert platform.stop() == 0
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
-    return result.stdout
-
-
-def refused(result: subprocess.CompletedProcess[str], *words: str) -> str:
-    """A refusal: exit 1, one line on stderr holding every one of `words`."""
-    assert result.returncode == 1, result
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1, err
-    for word in words:
-        assert word in err, err
-    return err
-
-
 def deploy(
     platform: Platform, key: SshKey, folder: Path, app: str, files: dict[str, str] | None = None
 ) -> Path:
@@ -58,16 +43,6 @@ def deploy(
     pushed = platform.git(key, "push", platform.url(app), "main", cwd=repo, check=False)
     assert pushed.returncode == 0, pushed.stderr
     return repo
-
-
-def get(platform: Platform, host: str, path: str = "/") -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", platform.http_port, timeout=30)
-    try:
-        conn.request("GET", path, headers={"Host": host})
-        response = conn.getresponse()
-        return response.status, response.read().decode("utf-8", "replace")
-    finally:
-        conn.close()
 
 
 def logs(platform: Platform, key: SshKey, app: str, *args: str) -> str:

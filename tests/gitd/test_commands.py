@@ -7,22 +7,7 @@ import shlex
 
 import pytest
 
-from tests.harness import Platform, SshKey
-
-
-def ok(result: object) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"  # type: ignore[attr-defined]
-    return result.stdout  # type: ignore[attr-defined,no-any-return]
-
-
-def refused(result: object, *words: str) -> str:
-    """A refusal: exit 1, one line on stderr holding every one of `words`."""
-    assert result.returncode == 1, result  # type: ignore[attr-defined]
-    err = result.stderr.strip()  # type: ignore[attr-defined]
-    assert len(err.splitlines()) == 1, err
-    for word in words:
-        assert word in err, err
-    return err  # type: ignore[no-any-return]
+from tests.harness import Platform, SshKey, ok, refused
 
 
 def test_version_names_the_commit(platform: Platform, keys: dict[str, SshKey]) -> None:

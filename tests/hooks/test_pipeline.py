@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import stat
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import start_platform
-from tests.harness import Platform, SshKey, commit, make_repo, wait_for
+from tests.harness import Platform, SshKey, commit, get, make_repo, wait_for
 
 WEB = "web: python3 -m http.server $PORT --bind 127.0.0.1\n"
 
@@ -26,16 +25,6 @@ def platform(
     platform = start_platform(root, keys, settings)
     yield platform
     assert platform.stop() == 0
-
-
-def get(platform: Platform, app: str, path: str = "/") -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", platform.http_port, timeout=30)
-    try:
-        conn.request("GET", path, headers={"Host": f"{app}.localhost"})
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
 
 
 def push(
@@ -63,12 +52,12 @@ def test_a_push_deploys_and_serves(
     assert any(line.startswith("-----> Compressing... done, ") for line in lines)
     assert "-----> Launching... done, v1" in lines
     assert f"       http://site.localhost:{platform.http_port}/ deployed to Ouro" in lines
-    assert get(platform, "site") == (200, "<h1>v1</h1>\n")
+    assert get(platform, "site.localhost") == (200, "<h1>v1</h1>\n")
 
     commit(repo, {"index.html": "<h1>v2</h1>\n"}, "second")
     result = push(platform, keys["bob"], repo, "site")
     assert "-----> Launching... done, v2" in result.stderr
-    assert get(platform, "site") == (200, "<h1>v2</h1>\n")
+    assert get(platform, "site.localhost") == (200, "<h1>v2</h1>\n")
 
 
 def _buildpack(folder: Path, compile_script: str) -> Path:
@@ -99,7 +88,7 @@ def test_a_failed_build_leaves_the_running_release_alone(
     assert "! [remote rejected] main -> main (build failed)" in result.stderr
     assert "compiler says boom" in result.stderr
     assert remote_sha(platform, bob, "keeper") == good
-    assert get(platform, "keeper") == (200, "good\n")
+    assert get(platform, "keeper.localhost") == (200, "good\n")
 
 
 def test_release_phase_runs_before_the_new_processes(
@@ -116,14 +105,14 @@ def test_release_phase_runs_before_the_new_processes(
     result = push(platform, bob, repo, "phased")
     assert "(release phase failed (exit status 3))" in result.stderr
     assert "migrating release.1" in result.stderr
-    assert get(platform, "phased") == (200, "one\n")
+    assert get(platform, "phased.localhost") == (200, "one\n")
 
     commit(repo, {"Procfile": WEB + "release: echo migrated > migrated.txt; echo done\n"}, "fix")
     result = push(platform, bob, repo, "phased")
     assert result.returncode == 0, result.stderr
     assert "-----> Running release command..." in result.stderr
-    assert get(platform, "phased") == (200, "two\n")
-    assert get(platform, "phased", "/migrated.txt") == (200, "migrated\n")
+    assert get(platform, "phased.localhost") == (200, "two\n")
+    assert get(platform, "phased.localhost", "/migrated.txt") == (200, "migrated\n")
 
 
 @pytest.mark.parametrize(
@@ -144,7 +133,7 @@ def test_a_web_process_that_does_not_come_up_rejects_the_push(
     result = push(platform, bob, repo, app)
     assert result.returncode != 0
     assert f"(deploy failed: {reason})" in result.stderr
-    assert get(platform, app) == (200, "fine\n")
+    assert get(platform, f"{app}.localhost") == (200, "fine\n")
 
 
 def test_only_main_or_master_deploys(
@@ -185,7 +174,9 @@ def test_a_second_push_to_the_same_app_waits(
     assert waiting.returncode == 0, waiting.stderr
     assert "Another deploy of queue-app is in progress: waiting" in waiting.stderr
     assert "-----> Launching... done, v2" in waiting.stderr
-    wait_for(lambda: get(platform, "queue-app") == (200, "two\n"), what="the second deploy")
+    wait_for(
+        lambda: get(platform, "queue-app.localhost") == (200, "two\n"), what="the second deploy"
+    )
 
 
 def test_a_python_app_with_a_dependency(
@@ -210,7 +201,7 @@ def test_a_python_app_with_a_dependency(
     result = push(platform, keys["bob"], repo, "pyapp")
     assert result.returncode == 0, result.stderr
     assert "Python app detected" in result.stderr
-    status, body = get(platform, "pyapp")
+    status, body = get(platform, "pyapp.localhost")
     assert status == 200 and body.startswith("six 1.")
     assert not body.endswith(" uid 0")  # app code never runs as root
 
@@ -224,7 +215,7 @@ def test_a_node_app(platform: Platform, keys: dict[str, SshKey], tmp_path: Path)
     repo = make_repo(tmp_path / "node", {"package.json": package, "server.js": server})
     result = push(platform, keys["bob"], repo, "nodeapp")
     assert result.returncode == 0, result.stderr
-    status, body = get(platform, "nodeapp")
+    status, body = get(platform, "nodeapp.localhost")
     assert status == 200 and body.startswith("node v")
 
 
@@ -242,4 +233,4 @@ def test_old_slugs_are_pruned(platform: Platform, keys: dict[str, SshKey], tmp_p
     refused = platform.ssh(bob, "rollback", "-a", "pruned", "v1")
     assert refused.returncode == 1 and "pruned" in refused.stderr
     assert platform.ssh(bob, "rollback", "-a", "pruned").returncode == 0
-    assert get(platform, "pruned") == (200, "2\n")
+    assert get(platform, "pruned.localhost") == (200, "2\n")

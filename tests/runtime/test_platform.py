@@ -11,22 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import start_platform
-from tests.harness import OURO, Platform, SshKey, wait_for
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
-    except (OSError, IndexError):
-        return "Z"
+from tests.harness import OURO, Platform, SshKey, alive, wait_for
 
 
 def _gitd_pid(platform: Platform) -> int:
@@ -66,7 +51,7 @@ def test_up_status_stop_restart(tmp_path: Path, keys: dict[str, SshKey]) -> None
         assert second.returncode == 1 and "already running" in second.stderr
 
         assert platform.stop(signal.SIGINT) == 0
-        assert not _alive(gitd)
+        assert not alive(gitd)
         assert platform.ouro("status").returncode == 1
         assert not (platform.home / "run" / "ouro.json").exists()
 

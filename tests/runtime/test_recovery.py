@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -10,7 +9,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import start_platform
-from tests.harness import SshKey, make_repo, wait_for
+from tests.harness import Platform, SshKey, alive, get, make_repo, wait_for
 
 # The web process forks a daemon-like child into its process group: the
 # supervisor's death signal reaches only the direct child.
@@ -20,23 +19,12 @@ PROCFILE = (
 )
 
 
-def _get(port: int, app: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def _status(platform: Platform) -> int:
+    """The app's answer through the router, 0 while the platform restarts."""
     try:
-        conn.request("GET", "/", headers={"Host": f"{app}.localhost"})
-        return conn.getresponse().status
+        return get(platform, "phoenix.localhost")[0]
     except OSError:
         return 0
-    finally:
-        conn.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_sigkill_of_the_supervisor_leaves_nothing_behind(
@@ -56,11 +44,11 @@ def test_sigkill_of_the_supervisor_leaves_nothing_behind(
         assert (
             platform.git(admin, "push", platform.url("phoenix"), "main", cwd=repo).returncode == 0
         )
-        assert _get(platform.http_port, "phoenix") == 200
+        assert _status(platform) == 200
         daemon = int(
             wait_for(lambda: marker.exists() and marker.read_text().strip(), what="marker")
         )  # type: ignore[arg-type]
-        assert _alive(daemon)
+        assert alive(daemon)
 
         supervisor = json.loads((platform.home / "run" / "ouro.json").read_text())["pid"]
         assert platform.proc is not None
@@ -70,8 +58,8 @@ def test_sigkill_of_the_supervisor_leaves_nothing_behind(
         platform.proc = None
 
         platform.start()
-        wait_for(lambda: not _alive(daemon), what="the old generation's daemon to be killed")
-        wait_for(lambda: _get(platform.http_port, "phoenix") == 200, what="the app to be back")
+        wait_for(lambda: not alive(daemon), what="the old generation's daemon to be killed")
+        wait_for(lambda: _status(platform) == 200, what="the app to be back")
     finally:
         platform.stop()
         marker.unlink(missing_ok=True)
