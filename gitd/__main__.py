@@ -15,7 +15,7 @@ import sys
 from gitd.context import Context
 from gitd.hooks import DEFAULT_HOOK, HOOK_ENV
 from gitd.packs import remove_orphans
-from gitd.server import serve
+from gitd.server import Sessions, serve
 from gitd.workers import WorkerPool
 from runtime.settings import Settings
 from runtime.sockets import inherited_sockets
@@ -41,11 +41,14 @@ async def main() -> int:
     workers = WorkerPool(settings.git_workers)
     workers.start()
     hook = os.environ.get(HOOK_ENV) or DEFAULT_HOOK
-    acceptor = await serve(Context(settings, store, workers, hook), sockets[0])
+    sessions = Sessions()
+    acceptor = await serve(Context(settings, store, workers, hook), sockets[0], sessions)
     print(f"gitd listening on {settings.bind}:{settings.ssh_port}", flush=True)
     await stop.wait()
     acceptor.close()  # no new connections; open sessions go on
-    await workers.close(timeout=max(1.0, settings.grace_period - DRAIN_MARGIN))
+    deadline = loop.time() + max(1.0, settings.grace_period - DRAIN_MARGIN)
+    await sessions.drained(deadline - loop.time())
+    await workers.close(timeout=max(0.1, deadline - loop.time()))
     await acceptor.wait_closed()
     store.close()
     return 0

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import shlex
 import socket
+from collections.abc import Iterator
 
 import asyncssh
 
@@ -58,13 +59,43 @@ class GitdServer(asyncssh.SSHServer):
         return True
 
 
-async def serve(ctx: Context, sock: socket.socket) -> asyncssh.SSHAcceptor:
+class Sessions:
+    """The sessions being served: a gitd that stops lets them finish first (a push,
+    or the `ps:restart -a ouro` that is replacing this very gitd)."""
+
+    def __init__(self) -> None:
+        self._open = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        self._open += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._open -= 1
+            if not self._open:
+                self._idle.set()
+
+    async def drained(self, timeout: float) -> None:
+        """Return when no session is open, or after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+
+async def serve(ctx: Context, sock: socket.socket, sessions: Sessions) -> asyncssh.SSHAcceptor:
     """Start accepting SSH connections on an already-listening socket."""
     # Loaded once: asyncssh rebuilds its options at each login, and from paths it would
     # parse the keys again each time (the RSA key's checks cost ~100 ms a login).
     host_keys = [asyncssh.read_private_key(p) for p in ensure_host_keys(ctx.settings.ssh_dir)]
 
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
+        with sessions.serving():
+            await _serve_session(process)
+
+    async def _serve_session(process: asyncssh.SSHServerProcess[bytes]) -> None:
         status = 1
         try:
             status = await _session(ctx, process)
