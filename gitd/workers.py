@@ -122,9 +122,6 @@ class WorkerPool:
         for _ in range(self._size):
             self._add()
 
-    def pids(self) -> list[int]:
-        return [w.pid for w in self._workers]
-
     async def run(
         self, job: Job, stdin: asyncssh.SSHReader[bytes], stdout: asyncssh.SSHWriter[bytes]
     ) -> JobResult:

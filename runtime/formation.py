@@ -89,13 +89,6 @@ class Formation:
             if s.spec.type == WEB and s.state is State.UP and s.port is not None
         ]
 
-    def quantities(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for slot in self.slots.values():
-            if slot.wanted:
-                counts[slot.spec.type] = counts.get(slot.spec.type, 0) + 1
-        return counts
-
     # -- deploy ------------------------------------------------------------
 
     async def deploy(self, plan: Plan, quantities: dict[str, int]) -> None:

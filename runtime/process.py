@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import termios
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +128,6 @@ class Child:
         self.pid = pid
         #: when the child started (clock ticks since boot): tells it from a reused pid
         self.start_time = started
-        self.started_at = time.time()
         self.returncode: int | None = None
         self._on_exit = on_exit
         self._reader = LineReader(on_line)

@@ -257,10 +257,6 @@ def _schedule_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", required=True, metavar="'HH:00 TZ'", help="daily, at this hour")
 
 
-def _bare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database", dest="database", metavar="DATABASE")
-
-
 # -- psql as a child of gitd, relayed over the SSH channel -----------------------
 
 
