@@ -28,7 +28,10 @@ def app_from_path(raw: str) -> str:
     try:
         return check_app_name(name)
     except InvalidName:
-        raise RepoError(f"{raw!r} is not an app: use ssh://git@HOST:PORT/APP") from None
+        raise RepoError(
+            f"{raw!r} is not an app: the URL is ssh://git@HOST:PORT/APP, and an app's name"
+            " is 3 to 30 lowercase letters, digits and dashes, starting with a letter"
+        ) from None
 
 
 def repo_path(settings: Settings, app: str) -> Path:
