@@ -8,7 +8,6 @@ add-ons' settings from there for gitd and the scheduler (`addons.settings`).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from runtime.settings import Settings
@@ -25,11 +24,11 @@ class SystemProcess:
 
 
 def system_processes(settings: Settings) -> list[SystemProcess]:
-    """The scheduler always; the Postgres server once the managed cluster exists."""
+    """The Postgres server once the managed cluster exists. (The scheduler is one of
+    the platform's own types: `runtime.selfhost`.)"""
     from addons.postgres.cluster import load
 
-    processes = [SystemProcess("scheduler", f"{sys.executable} -P -m addons.scheduler")]
     cluster = None if settings.postgres_url else load(settings.home)
-    if cluster is not None:
-        processes.append(SystemProcess("postgres", cluster.command, cluster.user()))
-    return processes
+    if cluster is None:
+        return []
+    return [SystemProcess("postgres", cluster.command, cluster.user())]

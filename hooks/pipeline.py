@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hooks.slugs import app_dir, archive_later, new_slug_id, prune
-from hooks.stages import STAGES, Log, Push, StageError, discard_slug
+from hooks.stages import Log, Push, StageError, discard_slug, stages_for
 from runtime.control import ControlError, request
 from runtime.names import SYSTEM_APP
 from runtime.settings import Settings
@@ -43,14 +43,10 @@ class Pipeline:
     def on_push(
         self, app: str, old_sha: str, new_sha: str, ref: str, log: Log, pusher: str
     ) -> str | None:
-        if app == SYSTEM_APP:
-            # Upgrading the running platform by push (DESIGN §4) is not built yet: a
-            # build of it must never replace the platform's own processes.
-            return "the platform cannot be upgraded by push yet: reinstall it and restart"
         with self._deploy_lock(app, log):
             push = self._start(app, new_sha, pusher, log)
             try:
-                for stage in STAGES:
+                for stage in stages_for(app):
                     started = time.perf_counter()
                     stage.run(push)
                     push.timings[stage.name] = time.perf_counter() - started
@@ -63,7 +59,9 @@ class Pipeline:
     def _start(self, app: str, sha: str, pusher: str, log: Log) -> Push:
         settings = self.settings
         record = self.store.app(app)
-        user = AppUser.for_app(app, record.uid) if needs_drop() else None
+        # The platform is built by the platform's user: it is the code that runs as it.
+        system = app == SYSTEM_APP
+        user = AppUser.for_app(app, record.uid) if needs_drop() and not system else None
         slugs = app_dir(settings.slugs_dir / app, user)
         app_dir(settings.cache_dir / app, user)
         slug_id = new_slug_id(sha)

@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Protocol
 
 from buildpacks import BuildError, BuildResult, compile_slug
+from buildpacks.procfile import parse_procfile
 from hooks.checkout import CheckoutError, checkout
 from hooks.slugs import apply_slugignore
 from runtime.control import ControlError, run_attached
+from runtime.names import SYSTEM_APP
 from runtime.process import LineReader
 from runtime.rollout import deploy
+from runtime.selfhost import REQUIRED_TYPES
 from runtime.settings import Settings
 from runtime.sizes import human_size, tree_size
 from runtime.store import Release, Store
@@ -70,6 +73,26 @@ class Checkout:
         except CheckoutError as e:
             raise StageError(str(e)) from None
         apply_slugignore(push.slug_dir)
+
+
+class PlatformCheck:
+    """A push to app `ouro` must be the platform: its Procfile runs the platform's
+    processes and it installs as a Python project (the rest is `ouro check`'s)."""
+
+    name = "platform check"
+
+    def run(self, push: Push) -> None:
+        procfile = push.slug_dir / "Procfile"
+        try:
+            types = parse_procfile(procfile.read_text())
+        except (OSError, UnicodeDecodeError, BuildError) as e:
+            raise StageError(f"not the platform: no readable Procfile ({e})") from None
+        missing = [t for t in REQUIRED_TYPES if t not in types]
+        if missing:
+            raise StageError(f"not the platform: its Procfile has no {', '.join(missing)}")
+        if not any((push.slug_dir / f).is_file() for f in ("pyproject.toml", "setup.py")):
+            raise StageError("not the platform: no pyproject.toml or setup.py to install")
+        push.log("-----> Building the platform itself (app ouro)")
 
 
 class Build:
@@ -152,10 +175,19 @@ class Deploy:
             push.log(f" !     {e}")
             raise StageError(f"deploy failed: {e}") from None
         push.log(f"-----> Launching... done, v{release.version}")
-        push.log(f"{INDENT}{push.settings.web_url(push.app)} deployed to Ouro")
+        if push.app == SYSTEM_APP:
+            push.log(f"{INDENT}The platform runs {push.sha[:7]} (v{release.version})")
+        else:
+            push.log(f"{INDENT}{push.settings.web_url(push.app)} deployed to Ouro")
 
 
 STAGES: tuple[Stage, ...] = (Checkout(), Build(), CutRelease(), ReleasePhase(), Deploy())
+#: the platform has no release phase: `ouro check` and the health gates stand for it
+PLATFORM_STAGES: tuple[Stage, ...] = (Checkout(), PlatformCheck(), Build(), CutRelease(), Deploy())
+
+
+def stages_for(app: str) -> tuple[Stage, ...]:
+    return PLATFORM_STAGES if app == SYSTEM_APP else STAGES
 
 
 def discard_slug(push: Push) -> None:

@@ -18,6 +18,17 @@ from runtime.settings import Settings, SettingsError
 from runtime.status import describe
 from runtime.store import Conflict, Store
 
+#: what `ouro check` imports: every platform process's entry point
+CHECKED_MODULES = (
+    "runtime.supervisor",
+    "runtime.ops",
+    "gitd.server",
+    "gitd.commands",
+    "hooks.pipeline",
+    "runtime.router.server",
+    "addons.scheduler.service",
+)
+
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from runtime.supervisor import Supervisor
@@ -26,6 +37,8 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     if resume is None and _running(settings) is not None:
         print(f"ouro: already running at {settings.home}", file=sys.stderr)
         return 1
+    if resume is None:
+        _run_current_release(settings)
     supervisor = Supervisor(settings)
     try:
         import uvloop
@@ -34,6 +47,43 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as e:
         print(f"ouro: {e.strerror or e}", file=sys.stderr)
         return 1
+
+
+def _run_current_release(settings: Settings) -> None:
+    """Exec the code of app `ouro`'s current release when it is not this one: the
+    platform always starts from the release it was upgraded to (DESIGN §4)."""
+    from runtime.names import SYSTEM_APP
+    from runtime.selfhost import BOOTSTRAP_PYTHON, PlatformCode
+
+    os.environ.setdefault(BOOTSTRAP_PYTHON, sys.executable)
+    if not settings.db_path.exists():
+        return
+    store = Store(settings.db_path)
+    try:
+        code = PlatformCode.of(store.current_release(SYSTEM_APP), settings)
+    finally:
+        store.close()
+    if code.slug_dir is None or code.python == sys.executable:
+        return
+    if not os.access(code.python, os.X_OK):
+        print(f"ouro: {code.python} is missing: starting from the installed code",
+              file=sys.stderr)  # fmt: skip
+        return
+    argv = code.command(*sys.argv[1:])
+    os.execve(code.python, argv, code.environ(dict(os.environ)))
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    """This code can run the platform: what a release of `ouro` must pass before any
+    of its processes starts (a supervisor execs into it only then)."""
+    import importlib
+
+    from runtime.version import version_string
+
+    for module in CHECKED_MODULES:
+        importlib.import_module(module)
+    print(version_string())
+    return 0
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,6 +162,10 @@ def _parser() -> argparse.ArgumentParser:
     # the supervisor re-executing itself (SIGUSR2) passes its state here
     up.add_argument("--resume", help=argparse.SUPPRESS)
     up.set_defaults(run=_up)
+
+    # a release of the platform's pre-flight check (runtime.selfhost)
+    check = sub.add_parser("check")
+    check.set_defaults(run=_check)
 
     status = sub.add_parser("status", help="exit 0 and describe the platform when it is up")
     status.set_defaults(run=_status)

@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import socket
+import struct
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,13 @@ class Connection:
         self.writer.write(json.dumps(message).encode() + b"\n")
         await self.writer.drain()
 
+    def peer_pid(self) -> int:
+        """The pid of the process at the other end (SO_PEERCRED)."""
+        sock = self.writer.get_extra_info("socket")
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid: int = struct.unpack("3i", creds)[0]
+        return pid
+
     async def closed(self) -> None:
         """Wait until the client goes away (its stream ends)."""
         while await self.reader.read(65536):
@@ -57,6 +66,8 @@ class ControlServer:
         self._path = path
         self._handlers = handlers
         self._server: asyncio.Server | None = None
+        #: requests being answered now, by op
+        self.in_flight: Counter[str] = Counter()
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen at the path, or on `sock`: the same socket a previous supervisor of
@@ -110,12 +121,16 @@ class ControlServer:
         handler = self._handlers.get(message.get("op", ""))
         if handler is None:
             return {"ok": False, "error": f"unknown op {message.get('op')!r}"}
+        op = message["op"]
+        self.in_flight[op] += 1
         try:
             return await handler(message, conn)
         except ControlError as e:
             return {"ok": False, "error": str(e)}
         except (KeyError, TypeError, ValueError) as e:  # a malformed request, not a crash
-            return {"ok": False, "error": f"bad {message.get('op')} request: {e!r}"}
+            return {"ok": False, "error": f"bad {op} request: {e!r}"}
+        finally:
+            self.in_flight[op] -= 1
 
 
 async def open_stream(

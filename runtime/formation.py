@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,12 @@ class Slot:
     since: float = 0.0
     restart: asyncio.TimerHandle | None = None
     wanted: bool = True
-    #: resolves to None once the process listens, or to why it did not
+    #: resolves to None once the process listens (or says it is ready), or to why not
     boot: asyncio.Future[str | None] | None = None
+    #: the process counts as up only once `Formation.ready` hears from it
+    gated: bool = False
+    #: the output line by which it says so, if it says so in its output
+    ready_line: str = ""
 
     @property
     def name(self) -> str:
@@ -78,6 +83,8 @@ class Formation:
         #: every child alive now: current, still booting and retiring generations
         self.live: set[Child] = set()
         self._tasks: set[asyncio.Future[None]] = set()
+        #: pid -> resolved when that gated process says it is ready
+        self._gates: dict[int, asyncio.Future[None]] = {}
 
     # -- reading ------------------------------------------------------------
 
@@ -92,11 +99,16 @@ class Formation:
     # -- deploy ------------------------------------------------------------
 
     async def deploy(self, plan: Plan, quantities: dict[str, int]) -> None:
-        """Start `plan`'s generation, switch to it once its web processes listen,
-        then stop the old one. Raises DeployError (old generation untouched)."""
+        """Start `plan`'s generation, switch to it once its web processes listen
+        (and its gated ones say they are ready), then stop the old one. Raises
+        DeployError (old generation untouched). An exclusive type starts only once
+        its predecessor exited; a kept type with an unchanged command goes on."""
+        kept = {name: slot for name, slot in self.slots.items() if _carries_over(plan, slot)}
+        later = [t for t in plan.runnable_types if t in plan.exclusive_types]
         fresh = {
             slot.name: slot
             for type_ in plan.runnable_types
+            if type_ not in later
             for slot in self._new_slots(plan, type_, range(1, quantities.get(type_, 0) + 1))
         }
         for slot in fresh.values():
@@ -108,12 +120,22 @@ class Formation:
                 slot.wanted = False
                 self._retire(slot)
             raise
-        old, self.slots, self.plan = self.slots, fresh, plan
+        old, self.slots, self.plan = self.slots, {**fresh, **kept}, plan
         self._on_change()
         await self._settle()
-        for slot in old.values():
-            slot.wanted = False
-            self._retire(slot)
+        for name, slot in old.items():
+            if name not in kept:
+                slot.wanted = False
+                self._retire(slot)
+        for type_ in later:
+            for slot in self._new_slots(plan, type_, range(1, quantities.get(type_, 0) + 1)):
+                if slot.name in kept:
+                    continue
+                previous = old.get(slot.name)
+                if previous is not None and previous.child is not None:
+                    await previous.child.exited
+                self.slots[slot.name] = slot
+                self._spawn(slot)
 
     async def _await_boot(self, slots: Iterable[Slot]) -> None:
         webs = [slot for slot in slots if slot.boot is not None]
@@ -183,6 +205,12 @@ class Formation:
             self._retire(slot)
             slot.state, slot.since = State.DOWN, time.time()
         self._on_change()
+
+    def ready(self, pid: int) -> None:
+        """Process `pid` says it serves: a gated process counts as up from now."""
+        gate = self._gates.pop(pid, None)
+        if gate is not None and not gate.done():
+            gate.set_result(None)
 
     def kill(self, name: str, signum: int) -> None:
         child = self.slots[name].child
@@ -256,7 +284,10 @@ class Formation:
         slots = []
         for index in indexes:
             port = free_port() if type_ == WEB and not plan.system else None
-            slots.append(Slot(plan.spec(type_, index, port), port))
+            slot = Slot(plan.spec(type_, index, port), port)
+            if type_ in plan.ready_lines:
+                slot.gated, slot.ready_line = True, plan.ready_lines[type_]
+            slots.append(slot)
         return slots
 
     def _spawn(self, slot: Slot) -> None:
@@ -273,19 +304,22 @@ class Formation:
             return
         self.live.add(slot.child)
         self._spawned()
-        if slot.port is None:
+        if slot.gated:
+            slot.boot = asyncio.ensure_future(self._gate(slot, slot.child))
+        elif slot.port is None:
             self._up(slot)
         else:
             slot.boot = asyncio.ensure_future(self._boot(slot, slot.child, slot.port))
 
-    def _callbacks(
-        self, slot: Slot
-    ) -> tuple[Callable[[str], None], Callable[[Child], None]]:
+    def _callbacks(self, slot: Slot) -> tuple[Callable[[str], None], Callable[[Child], None]]:
         app, source = slot.spec.app, f"app[{slot.name}]"
-        return (
-            lambda line: self._bus.emit(app, source, line),
-            lambda child: self._reaped(slot, child),
-        )
+
+        def on_line(line: str) -> None:
+            self._bus.emit(app, source, line)
+            if slot.ready_line and slot.child and line.startswith(slot.ready_line):
+                self.ready(slot.child.pid)
+
+        return on_line, lambda child: self._reaped(slot, child)
 
     async def _boot(self, slot: Slot, child: Child, port: int) -> str | None:
         """Wait for `child` to listen on `port`; returns None, or why it did not."""
@@ -305,6 +339,23 @@ class Formation:
                 return "did not listen on $PORT in time"
             await asyncio.sleep(PROBE_INTERVAL)
         return "crashed during boot"
+
+    async def _gate(self, slot: Slot, child: Child) -> str | None:
+        """Wait for `child` to say it is ready; returns None, or why it did not."""
+        gate = self._gates[child.pid] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait(
+                {gate, child.exited}, timeout=self._boot_timeout, return_when=FIRST_COMPLETED
+            )
+        finally:
+            self._gates.pop(child.pid, None)
+        if gate.done() and slot.child is child:
+            self._up(slot)
+            return None
+        if child.exited.done():
+            return "exited before it was ready"
+        child.signal(signal.SIGKILL)
+        return f"was not ready within {self._boot_timeout:g} seconds"
 
     def _up(self, slot: Slot) -> None:
         slot.state, slot.since = State.UP, time.time()
@@ -362,3 +413,11 @@ async def _listening(port: int) -> bool:
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return True
+
+
+def _carries_over(plan: Plan, slot: Slot) -> bool:
+    """A kept type's process that `plan` would start with the same command."""
+    type_ = slot.spec.type
+    if type_ not in plan.kept_types or type_ not in plan.process_types:
+        return False
+    return plan.spec(type_, slot.spec.index, slot.port).argv == slot.spec.argv

@@ -111,13 +111,17 @@ async def ps(sup: Supervisor, message: Message, conn: Connection) -> Message:
 async def deploy(sup: Supervisor, message: Message, conn: Connection) -> Message:
     """Run release `version` of `app`; answers once its web processes listen."""
     app, version = message["app"], int(message["version"])
-    if app == SYSTEM_APP:
-        raise ControlError("the platform's own processes are not deployed from releases yet")
     store = sup.require_store()
     try:
         release = store.release(app, version)
     except NotFound as e:
         raise ControlError(str(e)) from None
+    if app == SYSTEM_APP:
+        try:
+            await sup.deploy_system(release)
+        except DeployError as e:
+            raise ControlError(str(e)) from None
+        return {"ok": True}
     lock = sup.deploying.setdefault(app, asyncio.Lock())
     async with lock:
         plan = sup.plan(release)

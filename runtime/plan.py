@@ -44,6 +44,12 @@ class Plan:
     #: types of which two must never run at once (a second scheduler would run every
     #: job twice; a second postgres finds its data directory locked)
     exclusive_types: frozenset[str] = frozenset()
+    #: types that count as up only once they say so (`Formation.ready`), each with the
+    #: line that says it, or "" when the signal comes another way (a router's route ack)
+    ready_lines: Mapping[str, str] = field(default_factory=dict)
+    #: types not built from the release (an add-on's server, such as postgres): a
+    #: deploy leaves them running unless their command changed
+    kept_types: frozenset[str] = frozenset()
 
     @property
     def runnable_types(self) -> list[str]:

@@ -6,13 +6,16 @@ port, state, and the fd of its output pipe), keeps those fds and the
 listening sockets open across `exec`, and execs `ouro up --resume`. The new
 code adopts the same processes: none is restarted, no connection refused.
 The pid stays the same, so the children stay its children.
+
+The state names the code that wrote it (`fallback`): a new code that fails to
+take over execs back into it, and the previous supervisor resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +45,21 @@ def read_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def exec_resume(path: Path, env: dict[str, str]) -> None:
-    """Replace this process with `ouro up --resume PATH`; returns only if exec fails."""
-    os.environ.update(env)
-    argv = [sys.executable, "-P", "-m", "runtime.cli", "up", "--resume", str(path)]
-    os.execv(sys.executable, argv)
+def exec_resume(path: Path, python: str, env: dict[str, str]) -> None:
+    """Replace this process with `python -m runtime.cli up --resume PATH`; returns only
+    if exec fails."""
+    os.execve(python, [python, "-P", "-m", "runtime.cli", "up", "--resume", str(path)], env)
+
+
+def exec_fallback(run_dir: Path, state: dict[str, Any]) -> None:
+    """The new code could not take over: exec back into the code that wrote `state`,
+    with what it handed over (its fds made inheritable again)."""
+    fallback = state.pop("fallback")
+    fds = [*state["sockets"].values(), state["control"]]
+    fds += [s["out"] for f in state["formations"].values() for s in f["slots"] if s["out"]]
+    fds += [o["out"] for o in state["oneoffs"]["running"] if o["out"]]
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.set_inheritable(fd, True)
+    path = write_state(run_dir, state)
+    exec_resume(path, fallback["python"], fallback["env"])

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from runtime.names import SYSTEM_APP
 from runtime.store_types import (
     STATUS_FAILED,
     STATUS_PENDING,
@@ -116,6 +117,11 @@ class ReleaseStore:
             )
             return _derive(db, app, description, author)
 
+    def pending_releases(self) -> list[Release]:
+        """Releases of every app cut but neither run nor refused yet."""
+        rows = self.query("SELECT * FROM releases WHERE status = ?", (STATUS_PENDING,))
+        return [_release(row) for row in rows]
+
     def abandon_release(self, app: str, version: int) -> None:
         """Mark a pending release failed and restore the config of the release that runs."""
         with self.transaction() as db:
@@ -140,7 +146,8 @@ class ReleaseStore:
             if target is None:
                 raise NotFound(f"no release v{version} of {app}")
             old = _release(target)
-            if old.status != STATUS_SUCCEEDED or old.slug is None:
+            # the platform's v1 has no slug: it is the installed code
+            if old.status != STATUS_SUCCEEDED or (old.slug is None and app != SYSTEM_APP):
                 raise Conflict(f"v{version} never ran: it cannot be rolled back to")
             db.execute("DELETE FROM config WHERE app = ?", (app,))
             db.executemany(

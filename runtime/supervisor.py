@@ -19,18 +19,20 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from runtime.acl import AclError, grant_search
-from runtime.control import Connection, ControlServer
-from runtime.formation import Formation
+from runtime.control import Connection, ControlServer, Handler
+from runtime.formation import DeployError, Formation
 from runtime.leftovers import kill_leftovers, record_groups
 from runtime.logbus import LogBus
 from runtime.names import SYSTEM_APP
 from runtime.oneoff import OneOffs
 from runtime.plan import Plan, formation_of
-from runtime.reexec import ReexecError, exec_resume, read_state, write_state
+from runtime.reexec import ReexecError, exec_fallback, exec_resume, read_state, write_state
+from runtime.selfhost import PlatformCode
 from runtime.settings import Settings
 from runtime.sockets import bind_tcp
 from runtime.store import STATUS_SUCCEEDED, Release, Store
@@ -46,8 +48,17 @@ REEXEC_SIGNAL = signal.SIGUSR2
 LEFTOVERS = "process-groups.json"
 #: the longest a deploy waits for the routers to take new routes
 ROUTES_TIMEOUT = 5.0
-#: the platform's own process types (DESIGN §2), each with the socket it serves
-SYSTEM_PROCESSES = {"gitd": ("gitd", "ssh"), "router": ("runtime.router", "http")}
+#: the platform's process types that serve a listening socket, and scale (DESIGN §2)
+SYSTEM_SOCKETS = {"gitd": "ssh", "router": "http"}
+#: how a platform process says it serves: gitd prints this line; a router acks routes
+READY_LINES = {"gitd": "gitd listening", "router": ""}
+#: control ops that stream for as long as the client stays: a re-exec ends them (a
+#: router reconnects at once; `logs --tail` ends)
+STREAMS = frozenset({"routes", "logs"})
+#: a platform release whose processes crash this often soon after it came up is
+#: rolled back (`CRASH_WATCH` seconds)
+CRASH_LIMIT = 3
+CRASH_WATCH = 30.0
 
 
 class Supervisor:
@@ -67,6 +78,7 @@ class Supervisor:
         self._groups_dirty = False
         self._reexec_wanted = asyncio.Event()
         self._control: ControlServer | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def run(self, resume: Path | None = None) -> int:
         """Run until SIGINT or SIGTERM; returns the exit status. With `resume`, take
@@ -79,20 +91,14 @@ class Supervisor:
         loop.add_signal_handler(REEXEC_SIGNAL, self._reexec_wanted.set)
         self._prepare_home()
         state = read_state(resume) if resume is not None else None
-        if state is None:
-            kill_leftovers(self.settings.run_dir / LEFTOVERS)
-            self._bind()
-        else:
-            self._adopt_sockets(state)
-        self._bootstrap_system_app(self.require_store())
-        self._control = ControlServer(self.settings.control_socket, handlers(self))
-        control_fd = state["control"] if state is not None else None
-        await self._control.start(socket.socket(fileno=control_fd) if control_fd else None)
-        if state is None:
-            self.start_system()
-            self._restore_apps()
-        else:
-            self._adopt(state)
+        try:
+            control = await self._start(state, handlers(self))
+        except Exception:
+            if state is None or not state.get("fallback"):
+                raise
+            log.exception("the new supervisor could not take over: the previous one resumes")
+            exec_fallback(self.settings.run_dir, state)
+            raise
         self._write_status()
         started = "re-executed" if state is not None else "started"
         self.bus.emit(SYSTEM_APP, "ouro[api]", f"Platform {started}: {version_string()}")
@@ -101,30 +107,94 @@ class Supervisor:
         await self._stopping.wait()
         drops.cancel()
         reexec.cancel()
-        await self._control.close()
+        await control.close()
         await self._shutdown()
         return 0
+
+    async def _start(
+        self, state: dict[str, Any] | None, ops: Mapping[str, Handler]
+    ) -> ControlServer:
+        if state is None:
+            kill_leftovers(self.settings.run_dir / LEFTOVERS)
+            self._abandon_pending()
+            self._bind()
+        else:
+            self._adopt_sockets(state)
+        self._bootstrap_system_app(self.require_store())
+        control = self._control = ControlServer(self.settings.control_socket, ops)
+        control_fd = state["control"] if state is not None else None
+        await control.start(socket.socket(fileno=control_fd) if control_fd else None)
+        if state is None:
+            self.start_system()
+            self._restore_apps()
+        else:
+            self._adopt(state)
+            # a platform release that just came up is watched on by the new code
+            release = self._system_release()
+            if release is not None:
+                left = release.created_at + self.settings.boot_timeout + CRASH_WATCH - time.time()
+                self._watch_crashes(release.version, left)
+        return control
 
     # -- re-exec ------------------------------------------------------------
 
     async def _serve_reexec(self) -> None:
+        """Re-exec on SIGUSR2, and after a platform release came up."""
         while True:
             await self._reexec_wanted.wait()
             self._reexec_wanted.clear()
             try:
-                self._handover()
+                await self._reexec()
             except (ReexecError, OSError) as e:
                 self.bus.emit(SYSTEM_APP, "ouro[api]", f"Re-exec refused: {e}")
 
-    def _handover(self) -> None:
-        """Exec into `ouro up --resume`; returns only when that could not happen, with
-        everything watched again as before."""
+    async def _reexec(self) -> None:
+        """Exec into the code of the release the platform's processes run, once it passed
+        `ouro check` and nothing is starting or stopping; returns only if it could not."""
+        checked = None
+        while True:
+            await self._quiet(self.settings.grace_period + ROUTES_TIMEOUT)
+            code = PlatformCode.of(self._system_release(), self.settings)
+            if code == checked:
+                self._handover(code)  # at once: nothing may start between quiet and exec
+                return
+            problem = await code.check()  # another release may come up meanwhile: again
+            if problem is not None:
+                raise ReexecError(f"{code.python} cannot run the platform: {problem}")
+            checked = code
+
+    def _system_release(self) -> Release | None:
+        formation = self.formations.get(SYSTEM_APP)
+        if formation is None or not formation.plan.version:
+            return None
+        return self.require_store().release(SYSTEM_APP, formation.plan.version)
+
+    def _busy(self) -> list[str]:
+        """What an exec would cut short: processes starting or stopping, deploys, and
+        requests being answered (but the streams clients reopen: routes, logs)."""
         busy = [app for app, f in self.formations.items() if f.busy]
         busy += [f"{app} (deploying)" for app, lock in self.deploying.items() if lock.locked()]
-        if busy:
-            raise ReexecError(f"processes are starting or stopping: {', '.join(busy)}")
         if any(o.attached for o in self.oneoffs.running.values()):
-            raise ReexecError("a one-off is attached to a client")
+            busy.append("a one-off attached to a client")
+        if self._control is not None:
+            ops = self._control.in_flight
+            busy += [f"a {op} request" for op, n in ops.items() if n and op not in STREAMS]
+        return busy
+
+    async def _quiet(self, timeout: float) -> None:
+        """Wait until no process starts or stops (an old generation drains first)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while busy := self._busy():
+            if loop.time() > deadline:
+                raise ReexecError(f"still busy after {timeout:g} s: {', '.join(busy)}")
+            await asyncio.sleep(0.1)
+
+    def _handover(self, code: PlatformCode) -> None:
+        """Exec `code` as `ouro up --resume`; returns only when that could not happen,
+        with everything watched again as before."""
+        if busy := self._busy():
+            raise ReexecError(f"processes are starting or stopping: {', '.join(busy)}")
         if self._control is None:
             raise ReexecError("not serving yet")
         sockets = {name: sock.fileno() for name, sock in self._sockets.items()}
@@ -140,12 +210,14 @@ class Supervisor:
                 for app, f in self.formations.items()
             },
             "oneoffs": self.oneoffs.export(),
+            # what runs now, for the new code to exec back into if it cannot take over
+            "fallback": {"python": sys.executable, "env": dict(os.environ)},
         }
         path = write_state(self.settings.run_dir, state)
         self.bus.emit(SYSTEM_APP, "ouro[api]", "Supervisor re-executing (children kept)")
         self.bus.close()
         try:
-            exec_resume(path, self.settings.to_env())
+            exec_resume(path, code.python, code.environ(dict(os.environ) | self.settings.to_env()))
         except OSError:
             self._adopt(read_state(path))
             raise
@@ -165,7 +237,7 @@ class Supervisor:
         self.routes_version = state["routes_version"]
         for app, saved in state["formations"].items():
             if app == SYSTEM_APP:
-                plan = self._system_plan()
+                plan = self._system_plan(store.release(app, saved["version"]))
             else:
                 plan = self.plan(store.release(app, saved["version"]))
             formation = self.formation_for(plan)
@@ -203,6 +275,16 @@ class Supervisor:
         from gitd.hostkeys import ensure_host_keys  # made once here, never by a child
 
         ensure_host_keys(s.ssh_dir)
+
+    def _abandon_pending(self) -> None:
+        """A release still pending at start was being deployed when the platform died
+        (SIGKILL in the middle of a deploy or an upgrade): it never ran, so it is
+        refused, and each app comes back on the release that ran before it."""
+        store = self.require_store()
+        for release in store.pending_releases():
+            store.abandon_release(release.app, release.version)
+            log.warning("%s v%d was being deployed when the platform stopped: refused",
+                        release.app, release.version)  # fmt: skip
 
     def _bootstrap_system_app(self, store: Store) -> None:
         """The platform is app `ouro`: its v1 is the installed code (DESIGN §2), so there
@@ -244,44 +326,110 @@ class Supervisor:
 
     # -- formations ---------------------------------------------------------
 
-    def _system_plan(self) -> Plan:
-        """App `ouro`'s processes: the platform's own, then those its add-ons need."""
+    def _system_plan(self, release: Release | None = None) -> Plan:
+        """App `ouro`'s processes for `release` (default: the current one): the
+        platform's own, from its code (`runtime.selfhost`), then those its add-ons need."""
         from addons.system import system_processes
 
-        types = {
-            # -P: the working directory (OURO_HOME, with its `addons/` folder) must
-            # never shadow a package
-            type_: f"{sys.executable} -P -m {module}"
-            for type_, (module, _) in SYSTEM_PROCESSES.items()
-        }
-        users = {}
+        if release is None:
+            release = self.require_store().current_release(SYSTEM_APP)
+        code = PlatformCode.of(release, self.settings)
+        types = code.process_types(release)
+        users, added = {}, set()
         for process in system_processes(self.settings):
             types[process.type] = process.command
+            added.add(process.type)
             if process.user is not None:
                 users[process.type] = process.user
         return Plan(
             app=SYSTEM_APP,
-            version=0,
+            version=release.version if release is not None else 0,
             slug_dir=self.settings.home,
             process_types=types,
             config={},
             system=True,
-            base_env=_base_env() | self.settings.to_env(),
-            sockets={type_: self._sockets[name] for type_, (_, name) in SYSTEM_PROCESSES.items()},
+            base_env=code.environ(_base_env() | self.settings.to_env()),
+            sockets={type_: self._sockets[name] for type_, name in SYSTEM_SOCKETS.items()},
             type_users=users,
-            exclusive_types=frozenset(t for t in types if t not in SYSTEM_PROCESSES),
+            exclusive_types=frozenset(t for t in types if t not in SYSTEM_SOCKETS),
+            ready_lines={t: line for t, line in READY_LINES.items() if t in types},
+            kept_types=frozenset(added),
         )
 
+    def _system_quantities(self, plan: Plan) -> dict[str, int]:
+        """As scaled (`ps:scale -a ouro router=2`), one of each by default; only gitd
+        and the router scale: one scheduler, one database server."""
+        stored = self.require_store().formation(SYSTEM_APP)
+        quantities = formation_of(SYSTEM_APP, plan.process_types, stored)
+        return {t: n if t in SYSTEM_SOCKETS else 1 for t, n in quantities.items()}
+
     def start_system(self) -> None:
-        """Run the platform's processes as scaled (`ps:scale -a ouro router=2`), one of
-        each by default; call again when add-ons need new ones."""
+        """Run the platform's processes; call again when add-ons need new ones."""
         plan = self._system_plan()
         formation = self.formation_for(plan)
         formation.plan = plan
-        stored = self.require_store().formation(SYSTEM_APP)
-        quantities = formation_of(SYSTEM_APP, plan.process_types, stored)
-        # only gitd and the router scale: one scheduler, one database server
-        formation.scale({t: n if t in SYSTEM_PROCESSES else 1 for t, n in quantities.items()})
+        formation.scale(self._system_quantities(plan))
+
+    async def deploy_system(self, release: Release) -> None:
+        """Roll the platform's processes onto `release` of `ouro` (DESIGN §4): its code
+        must pass `ouro check`, its gitd and routers must say they serve, or nothing
+        changes (DeployError). Then the supervisor re-executes into that code."""
+        code = PlatformCode.of(release, self.settings)
+        async with self.deploying.setdefault(SYSTEM_APP, asyncio.Lock()):
+            problem = await code.check()
+            if problem is not None:
+                raise DeployError(f"v{release.version} cannot run the platform: {problem}")
+            plan = self._system_plan(release)
+            await self.formation_for(plan).deploy(plan, self._system_quantities(plan))
+        self._reexec_wanted.set()
+        self._watch_crashes(release.version, CRASH_WATCH)
+
+    def _watch_crashes(self, version: int, seconds: float) -> None:
+        if seconds > 0:
+            task = asyncio.ensure_future(self._crash_watch(version, seconds))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _crash_watch(self, version: int, seconds: float) -> None:
+        """Roll back a platform release whose processes crash over and over soon after
+        it came up: the platform must keep running on a release that works."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            formation = self.formations[SYSTEM_APP]
+            if formation.plan.version != version:
+                return
+            crashing = [
+                name for name, slot in formation.slots.items()
+                if slot.crashes >= CRASH_LIMIT and slot.spec.type not in formation.plan.kept_types
+            ]  # fmt: skip
+            if crashing:
+                await self._roll_back_system(version, crashing)
+                return
+
+    async def _roll_back_system(self, version: int, crashing: list[str]) -> None:
+        store = self.require_store()
+        previous = [
+            r for r in store.releases(SYSTEM_APP)
+            if r.version < version and r.status == STATUS_SUCCEEDED
+        ]  # fmt: skip
+        if not previous:
+            return
+        target = max(previous, key=lambda r: r.version)
+        self.bus.emit(
+            SYSTEM_APP, "ouro[api]",
+            f"Release v{version} crashed after it came up ({', '.join(crashing)}):"
+            f" rolling back to v{target.version}",
+        )  # fmt: skip
+        release = store.rollback(SYSTEM_APP, target.version, SYSTEM_APP)
+        try:
+            await self.deploy_system(release)
+        except DeployError as e:
+            store.abandon_release(SYSTEM_APP, release.version)
+            self.bus.emit(SYSTEM_APP, "ouro[api]", f"Rollback to v{target.version} failed: {e}")
+            return
+        store.finish_release(SYSTEM_APP, release.version, succeeded=True)
 
     def _restore_apps(self) -> None:
         """Bring back every app's formation, as the state directory has it."""
@@ -360,6 +508,9 @@ class Supervisor:
     def routes_applied(self, conn: Connection, version: int) -> None:
         if conn in self.route_subscribers:
             self.route_subscribers[conn] = version
+            system = self.formations.get(SYSTEM_APP)
+            if system is not None and version > 0:
+                system.ready(conn.peer_pid())  # a router that has routes serves
         self._routes_acked.set()
 
     async def routes_settled(self, timeout: float = ROUTES_TIMEOUT) -> None:
@@ -405,6 +556,8 @@ class Supervisor:
     # -- stopping -----------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         await self.oneoffs.shutdown()
         apps = [f for name, f in self.formations.items() if name != SYSTEM_APP]
         await asyncio.gather(*(f.shutdown() for f in apps))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,10 @@ _COMMIT_FILE = Path(__file__).resolve().parent / "COMMIT"
 
 @functools.cache
 def commit() -> str:
-    """The short commit of the running code, or `unknown`."""
+    """The short commit of the running code, or `unknown`. A release of app `ouro`
+    says it in `OURO_COMMIT` (runtime.selfhost): its slug has no `.git`."""
+    if os.environ.get("OURO_COMMIT"):
+        return os.environ["OURO_COMMIT"][:7]
     if (_SOURCE / ".git").exists():
         try:
             out = subprocess.run(

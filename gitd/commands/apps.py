@@ -82,7 +82,7 @@ def app_info(inv: Invocation, args: argparse.Namespace) -> None:
     store, settings = inv.ctx.store, inv.ctx.settings
     app = store.app(inv.app)
     release = store.current_release(app.name)
-    system = app.name == SYSTEM_APP  # runs from its installed code: no slug, no web
+    system = app.name == SYSTEM_APP  # v1 is the installed code (no slug); never a web URL
     running = release is not None and (release.slug is not None or system)
     inv.out(styled_header(app.name))
     fields = {

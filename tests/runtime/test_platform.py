@@ -186,7 +186,8 @@ def test_the_platform_is_app_ouro(tmp_path: Path, keys: dict[str, SshKey]) -> No
 
         repo = make_repo(tmp_path / "self", {"Procfile": "gitd: true\n"})
         pushed = platform.git(admin, "push", platform.url("ouro"), "main", cwd=repo, check=False)
-        assert pushed.returncode != 0 and "cannot be upgraded by push yet" in pushed.stderr
+        assert pushed.returncode != 0
+        assert "(not the platform: its Procfile has no router, scheduler)" in pushed.stderr
         assert platform.ssh(admin, "version").returncode == 0  # still the same platform
         platform.stop()
         platform.start()

@@ -1,0 +1,265 @@
+"""The platform upgrades itself by `git push` (DESIGN §4).
+
+A push of this repository to app `ouro` builds it with the Python buildpack,
+rolls gitd, the router and the scheduler onto the new release while an app
+keeps serving, then the supervisor re-executes into the new code. A broken
+platform release is refused and changes nothing; `rollback -a ouro` goes back.
+The tests run in order on one platform: each starts from where the last left it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import start_platform
+from tests.gitd.deployed import deploy, ok
+from tests.harness import GRACEFUL_SERVER as SERVER
+from tests.harness import Platform, RequestLoop, SshKey, commit, get, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = {
+    "OURO_BOOT_TIMEOUT": "20",
+    "OURO_GRACE_PERIOD": "5",
+    "OURO_CRON_SECONDS": "1",
+}
+APP = "steady"
+GITD_MAIN = "gitd/__main__.py"
+
+
+@pytest.fixture(scope="module")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, keys: dict[str, SshKey]
+) -> Iterator[Platform]:
+    platform = start_platform(tmp_path_factory.mktemp("selfhost"), keys, SETTINGS)
+    try:
+        yield platform
+    finally:
+        assert platform.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository of the platform's code as this checkout has it, in one commit."""
+    folder = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    for name in filter(None, listed.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, folder / name)  # keeps the buildpacks' exec bits
+    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
+    commit(folder, {}, "The platform")
+    return folder
+
+
+def _pids(platform: Platform, key: SshKey, app: str) -> dict[str, int]:
+    processes = json.loads(ok(platform.ssh(key, "ps", "--json", "-a", app)))
+    return {p["name"]: p["pid"] for p in processes if p["pid"]}
+
+
+def _logs(platform: Platform, key: SshKey, app: str) -> str:
+    return ok(platform.ssh(key, "logs", "-a", app, "-n", "1500"))
+
+
+def _supervisor(platform: Platform) -> dict[str, object]:
+    status: dict[str, object] = json.loads((platform.home / "run" / "ouro.json").read_text())
+    return status
+
+
+def _push(platform: Platform, key: SshKey, source: Path) -> subprocess.CompletedProcess[str]:
+    """Forced: a test rewinds `source` past its broken commit, which may have landed."""
+    return platform.git(key, "push", "-f", platform.url("ouro"), "main", cwd=source, check=False)
+
+
+def _installed_commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short=7", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def test_a_push_of_the_platform_upgrades_it_while_apps_serve(
+    platform: Platform, keys: dict[str, SshKey], source: Path, tmp_path: Path
+) -> None:
+    admin = keys["admin"]
+    deploy(platform, admin, tmp_path, APP, {"app.py": SERVER.format(version="v1"),
+                                            "Procfile": "web: python3 app.py\n"})  # fmt: skip
+    ok(platform.ssh(admin, "addons:create", "-a", APP, "postgres"))
+    ok(platform.ssh_raw(admin, f"cron:add -a {APP} '*/2 * * * * *' echo tick"))
+    wait_for(lambda: "app[scheduler." in _logs(platform, admin, APP), what="a first cron run")
+    app_pids, platform_pids = _pids(platform, admin, APP), _pids(platform, admin, "ouro")
+    supervisor = _supervisor(platform)["pid"]
+    sha = commit(source, {"UPGRADED": "yes\n"}, "An upgrade")
+
+    refused = _push(platform, keys["bob"], source)
+    assert refused.returncode != 0 and "Couldn't find that app: ouro" in refused.stderr
+
+    load = RequestLoop(platform.http_port, f"{APP}.localhost")
+    load.start()
+    try:
+        pushed = _push(platform, admin, source)
+        assert pushed.returncode == 0, pushed.stderr
+        assert f"The platform runs {sha[:7]} (v2)" in pushed.stderr
+        wait_for(lambda: _supervisor(platform)["commit"] == sha[:7], what="the supervisor re-exec")
+        served = len(load.bodies)
+        wait_for(lambda: len(load.bodies) > served + 20, what="requests after the upgrade")
+    finally:
+        load.done.set()
+        load.join()
+    assert load.failures == []
+    assert ok(platform.ssh(admin, "version")).strip().endswith(f"({sha[:7]})")
+    assert _supervisor(platform)["pid"] == supervisor  # re-executed in place
+    assert _pids(platform, admin, APP) == app_pids  # no app process restarted
+    upgraded = _pids(platform, admin, "ouro")
+    assert set(upgraded) == {"gitd.1", "router.1", "scheduler.1", "postgres.1"}
+    assert upgraded.pop("postgres.1") == platform_pids.pop("postgres.1")  # same binary
+    assert all(upgraded[name] != pid for name, pid in platform_pids.items())
+    releases = ok(platform.ssh(admin, "releases", "-a", "ouro"))
+    assert f"v2  Deploy {sha[:7]}" in releases
+
+    # The old scheduler was gone before the new one started: no job ran twice.
+    logs = _logs(platform, admin, "ouro").splitlines()
+    starts = [i for i, line in enumerate(logs) if "ouro[scheduler.1]: Starting process" in line]
+    exits = [i for i, line in enumerate(logs) if "ouro[scheduler.1]: Process exited" in line]
+    assert len(starts) == 2 and any(starts[0] < i < starts[1] for i in exits)
+    assert "ouro[api]: Platform re-executed" in "\n".join(logs[starts[1] :])
+    ticks = _logs(platform, admin, APP).count("tick")
+    wait_for(lambda: _logs(platform, admin, APP).count("tick") > ticks, what="cron after")
+
+
+@pytest.mark.parametrize(
+    ("path", "breakage", "reason"),
+    [
+        (GITD_MAIN,
+         ("if __name__ == \"__main__\":\n",
+          "if __name__ == \"__main__\":\n    sys.exit('gitd is broken on purpose')\n"),
+         "gitd.1 exited before it was ready"),
+        ("runtime/ops.py",
+         ("from __future__ import annotations\n",
+          "from __future__ import annotations\nimport no_such_module_anywhere\n"),
+         "cannot run the platform: ModuleNotFoundError: No module named 'no_such_module"),
+    ],
+    ids=["gitd-exits-at-start", "import-error"],
+)  # fmt: skip
+def test_a_broken_platform_release_is_refused(
+    platform: Platform,
+    keys: dict[str, SshKey],
+    source: Path,
+    path: str,
+    breakage: tuple[str, str],
+    reason: str,
+) -> None:
+    admin = keys["admin"]
+    running = ok(platform.ssh(admin, "version")).strip()
+    before = _pids(platform, admin, "ouro")
+    text = (source / path).read_text()
+    assert breakage[0] in text
+    sha = commit(source, {path: text.replace(breakage[0], breakage[1], 1)}, "Broken")
+
+    pushed = _push(platform, admin, source)
+    assert pushed.returncode != 0
+    assert reason in pushed.stderr
+    assert ok(platform.ssh(admin, "version")).strip() == running
+    assert _pids(platform, admin, "ouro") == before
+    assert get(platform, f"{APP}.localhost") == (200, "v1")
+    release = re.search(rf"v(\d+)  Deploy {sha[:7]}.*failed", _releases(platform, admin))
+    assert release is not None
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=source, check=True)
+
+
+def _releases(platform: Platform, key: SshKey) -> str:
+    return ok(platform.ssh(key, "releases", "-a", "ouro"))
+
+
+def test_a_release_that_crashes_after_it_came_up_is_rolled_back(
+    platform: Platform, keys: dict[str, SshKey], source: Path
+) -> None:
+    admin = keys["admin"]
+    running = ok(platform.ssh(admin, "version")).strip()
+    main = (source / GITD_MAIN).read_text()
+    ready = re.search(r"\n( +)print\(f\"gitd listening.*\n", main)
+    assert ready is not None
+    crash = f"{ready.group(1)}await asyncio.sleep(1.0)\n{ready.group(1)}return 3\n"
+    crashing = main.replace(ready.group(0), ready.group(0) + crash, 1)
+    sha = commit(source, {GITD_MAIN: crashing}, "Crashes a second after it starts")
+
+    pushed = _push(platform, admin, source)
+    assert pushed.returncode == 0, pushed.stderr  # it came up: the push succeeds
+    wait_for(
+        # while gitd crashes, ssh may fail: that is the point
+        lambda: (
+            "crashed after it came up (gitd.1): rolling back"
+            in platform.ssh(admin, "logs", "-a", "ouro", "-n", "1500").stdout
+        ),
+        what="the crash-loop rollback",
+    )
+    wait_for(
+        lambda: platform.ssh(admin, "version").stdout.strip() == running, what="the previous code"
+    )
+    wait_for(lambda: _supervisor(platform)["commit"] in running, what="the supervisor re-exec")
+    assert f"Deploy {sha[:7]}" in _releases(platform, admin)
+    assert get(platform, f"{APP}.localhost") == (200, "v1")
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=source, check=True)
+
+
+def test_a_platform_killed_in_the_middle_of_an_upgrade_comes_back_on_its_release(
+    platform: Platform, keys: dict[str, SshKey], source: Path
+) -> None:
+    admin = keys["admin"]
+    running = ok(platform.ssh(admin, "version")).strip()
+    main = (source / GITD_MAIN).read_text()
+    ready = re.search(r"\n( +)print\(f\"gitd listening.*\n", main)
+    assert ready is not None
+    slow = f"\n{ready.group(1)}await asyncio.sleep(120.0)"
+    sha = commit(
+        source, {GITD_MAIN: main.replace(ready.group(0), slow + ready.group(0), 1)}, "Slow"
+    )
+    pushes: list[subprocess.CompletedProcess[str]] = []
+    pusher = threading.Thread(target=lambda: pushes.append(_push(platform, admin, source)))
+    pusher.start()
+    try:
+        wait_for(lambda: f"Deploy {sha[:7]} (pending)" in _releases(platform, admin), what="v")
+        assert platform.proc is not None
+        platform.proc.send_signal(signal.SIGKILL)
+        platform.proc.wait(timeout=30)
+        platform.proc = None
+    finally:
+        pusher.join()
+    assert pushes[0].returncode != 0
+
+    platform.start()
+    assert ok(platform.ssh(admin, "version")).strip() == running
+    assert re.search(rf"Deploy {sha[:7]}.*failed", _releases(platform, admin))
+    assert get(platform, f"{APP}.localhost") == (200, "v1")
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=source, check=True)
+
+
+def test_ouro_up_starts_from_the_current_release_and_rollback_reaches_v1(
+    platform: Platform, keys: dict[str, SshKey]
+) -> None:
+    admin = keys["admin"]
+    current = ok(platform.ssh(admin, "version")).strip()  # the first upgrade's
+    platform.stop()
+    platform.start()
+    assert ok(platform.ssh(admin, "version")).strip() == current
+    assert get(platform, f"{APP}.localhost") == (200, "v1")
+
+    app_pids = _pids(platform, admin, APP)
+    rolled = platform.ssh(admin, "rollback", "-a", "ouro", "v1")
+    assert rolled.returncode == 0, rolled.stderr
+    installed = _installed_commit()
+    wait_for(lambda: _supervisor(platform)["commit"] == installed, what="the supervisor on v1")
+    assert ok(platform.ssh(admin, "version")).strip().endswith(f"({installed})")
+    assert _pids(platform, admin, APP) == app_pids
+    assert get(platform, f"{APP}.localhost") == (200, "v1")
