@@ -1,6 +1,7 @@
 """Benchmark the router against nginx as a reverse proxy, on loopback, with wrk.
 
     python bench/router.py [--duration 5] [--connections 16] [--rounds 1] [--baseline DIR]
+                           [--reuseport]
 
 Backend: nginx serving static files (small page, 1 MB file). In front of it, in
 the same run: nothing (direct), Ouro's router (one process; two processes
@@ -9,7 +10,8 @@ sharing one listening socket), nginx with `worker_processes 1` and `auto`
 
 The host is shared and noisy, so `--rounds N` measures every proxy N times,
 interleaved, and reports medians; `--baseline DIR` (another checkout, e.g.
-from `git archive`) adds its router to the same rounds for a before/after.
+from `git archive`) adds its router to the same rounds for a before/after;
+`--reuseport` adds two routers with a SO_REUSEPORT socket each.
 """
 
 from __future__ import annotations
@@ -143,21 +145,26 @@ def nginx(tmp: Path, name: str, conf: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def routers(tmp: Path, backend: int, port: int, count: int, root: Path = ROOT) -> Iterator[None]:
+def routers(tmp: Path, backend: int, port: int, count: int, root: Path = ROOT,
+            reuseport: bool = False) -> Iterator[None]:
+    """`count` router processes sharing one listening socket, as the supervisor
+    runs them, or (`reuseport`) each with its own SO_REUSEPORT socket."""
     routes = tmp / "routes.jsonl"
     snapshot = {"domain": "localhost", "apps": {"bench": {"hosts": [], "backends": [
         {"dyno": "web.1", "host": "127.0.0.1", "port": backend}]}}}
     routes.write_text(json.dumps(snapshot) + "\n")
-    sock = socket.create_server(("127.0.0.1", port), backlog=1024)
-    fd = sock.fileno()
     argv = ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh",
             sys.executable, "-m", "runtime.router", "--routes", str(routes)]
     with contextlib.ExitStack() as stack:
+        sock = None
         for _ in range(count):
+            if sock is None or reuseport:
+                sock = stack.enter_context(socket.create_server(
+                    ("127.0.0.1", port), backlog=1024, reuse_port=reuseport))
+            fd = sock.fileno()
             stack.enter_context(running(
-                argv, cwd=root, pass_fds=(fd,), preexec_fn=lambda: os.dup2(fd, 3),
+                argv, cwd=root, pass_fds=(fd, 3), preexec_fn=lambda fd=fd: os.dup2(fd, 3),
                 stdout=subprocess.DEVNULL))
-        sock.close()
         wait_listening(port)
         yield
 
@@ -226,6 +233,10 @@ def run_once(args: argparse.Namespace) -> list[Result]:
                     port = free_port()
                     with routers(tmp, backend, port, count, root):
                         results += measure(f"{label} x{count}", port, args, lua)
+            if args.reuseport:
+                port = free_port()
+                with routers(tmp, backend, port, 2, reuseport=True):
+                    results += measure("ouro x2 rp", port, args, lua)
             for workers in ("1", "auto"):
                 port = free_port()
                 conf = NGINX_PROXY.format(tmp=tmp, port=port, backend=backend, workers=workers)
@@ -236,7 +247,7 @@ def run_once(args: argparse.Namespace) -> list[Result]:
 
 def report(results: list[Result]) -> None:
     by = {(r.name, r.workload): r for r in results}
-    against = {"ouro x1": "nginx 1", "ouro x2": "nginx auto",
+    against = {"ouro x1": "nginx 1", "ouro x2": "nginx auto", "ouro x2 rp": "nginx auto",
                "base x1": "nginx 1", "base x2": "nginx auto"}
     print(f"{'proxy':<12} {'load':<6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}  ratio")
     for r in results:
@@ -255,6 +266,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians reported")
     p.add_argument("--baseline", type=Path, help="a checkout whose router is measured too")
+    p.add_argument("--reuseport", action="store_true",
+                   help="also two routers with a SO_REUSEPORT socket each (ouro x2 rp)")
     args = p.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:

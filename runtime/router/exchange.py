@@ -420,6 +420,7 @@ class Exchange:
             self.connecting = None
         self._release_backend()
         self._log(err, status)
+        self.parser = None  # it refers back to the exchange: a cycle only the GC would free
 
     def _log(self, err: RouterError | None, status: int) -> None:
         now = time.perf_counter()

@@ -46,12 +46,25 @@ class Acceptor:
     of connections (wrk's 16 could all land on one router, leaving the other
     idle). Taking one per event, as nginx does with `multi_accept off`, lets
     every waiting process take its share, and a busy one naturally takes fewer.
+
+    Idle processes are woken together, though, and the same one tends to win
+    every race. So while other processes share the socket (one of them took a
+    connection this one was woken for, or the router has just started), a
+    router waits `STEP` per connection it holds before it takes the next one:
+    the one holding fewest takes it. Few connections open means little wait.
+
     The socket itself stays open: it is the caller's, and while this router
     drains, the others (or its successor) keep serving it.
     """
 
     #: how long to stop accepting when out of file descriptors (as asyncio does)
     RETRY = 1.0
+    #: the wait before an accept per connection held, while others share the socket
+    STEP = 0.0001
+    #: the longest wait before an accept
+    WAIT_MAX = 0.002
+    #: how long other processes are assumed to share the socket since the last sign
+    PEERS_TTL = 60.0
 
     def __init__(self, ctx: Context, sock: socket.socket) -> None:
         self.ctx = ctx
@@ -59,13 +72,29 @@ class Acceptor:
         self.fd = sock.fileno()
         self.closed = False
         self.retry: asyncio.TimerHandle | None = None
-        ctx.loop.add_reader(self.fd, self._accept)
+        #: connections accepted and not yet set up (not yet in ctx.connections)
+        self.starting = 0
+        self.peers_until = ctx.loop.time() + self.PEERS_TTL
+        ctx.loop.add_reader(self.fd, self._ready)
+
+    def _ready(self) -> None:
+        loop = self.ctx.loop
+        held = len(self.ctx.connections) + self.starting
+        if held and loop.time() < self.peers_until:
+            loop.remove_reader(self.fd)
+            self.retry = loop.call_later(min(held * self.STEP, self.WAIT_MAX), self._resume)
+        else:
+            self._accept()
 
     def _accept(self) -> None:
         try:
             conn, _ = self.sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return  # another router process took it, or the client gave up
+        except BlockingIOError:
+            # Another process took it.
+            self.peers_until = self.ctx.loop.time() + self.PEERS_TTL
+            return
+        except (InterruptedError, ConnectionAbortedError):
+            return  # the client gave up
         except OSError as e:
             if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 raise
@@ -74,6 +103,7 @@ class Acceptor:
             self.retry = self.ctx.loop.call_later(self.RETRY, self._resume)
             return
         conn.setblocking(False)
+        self.starting += 1
         self.ctx.loop.create_task(self._start(conn))
 
     async def _start(self, conn: socket.socket) -> None:
@@ -82,11 +112,14 @@ class Acceptor:
             await ctx.loop.connect_accepted_socket(lambda: ClientConnection(ctx), conn)
         except OSError:
             conn.close()  # reset before it could be set up: nothing to serve
+        finally:
+            self.starting -= 1
 
     def _resume(self) -> None:
         self.retry = None
         if not self.closed:
-            self.ctx.loop.add_reader(self.fd, self._accept)
+            self.ctx.loop.add_reader(self.fd, self._ready)
+            self._accept()
 
     def close(self) -> None:
         self.closed = True
