@@ -51,10 +51,11 @@ def exec_resume(path: Path, python: str, env: dict[str, str]) -> None:
     os.execve(python, [python, "-P", "-m", "runtime.cli", "up", "--resume", str(path)], env)
 
 
-def exec_fallback(run_dir: Path, state: dict[str, Any]) -> None:
-    """The new code could not take over: exec back into the code that wrote `state`,
-    with what it handed over (its fds made inheritable again)."""
+def exec_fallback(run_dir: Path, state: dict[str, Any], error: str) -> None:
+    """The new code could not take over (`error`): exec back into the code that wrote
+    `state`, with what it handed over (its fds made inheritable again)."""
     fallback = state.pop("fallback")
+    state["failed"] = error
     fds = [*state["sockets"].values(), state["control"]]
     fds += [s["out"] for f in state["formations"].values() for s in f["slots"] if s["out"]]
     fds += [o["out"] for o in state["oneoffs"]["running"] if o["out"]]

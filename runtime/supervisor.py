@@ -93,14 +93,20 @@ class Supervisor:
         state = read_state(resume) if resume is not None else None
         try:
             control = await self._start(state, handlers(self))
-        except Exception:
+        except Exception as e:
             if state is None or not state.get("fallback"):
                 raise
             log.exception("the new supervisor could not take over: the previous one resumes")
-            exec_fallback(self.settings.run_dir, state)
+            exec_fallback(self.settings.run_dir, state, f"{type(e).__name__}: {e}")
             raise
         self._write_status()
         started = "re-executed" if state is not None else "started"
+        if state is not None and state.get("failed"):
+            self.bus.emit(
+                SYSTEM_APP, "ouro[api]",
+                f"The new supervisor could not take over ({state['failed']}):"
+                " the previous one resumed",
+            )  # fmt: skip
         self.bus.emit(SYSTEM_APP, "ouro[api]", f"Platform {started}: {version_string()}")
         drops = asyncio.ensure_future(self._report_drops())
         reexec = asyncio.ensure_future(self._serve_reexec())

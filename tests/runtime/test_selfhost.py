@@ -263,3 +263,32 @@ def test_ouro_up_starts_from_the_current_release_and_rollback_reaches_v1(
     assert ok(platform.ssh(admin, "version")).strip().endswith(f"({installed})")
     assert _pids(platform, admin, APP) == app_pids
     assert get(platform, f"{APP}.localhost") == (200, "v1")
+
+
+def test_when_the_new_supervisor_cannot_take_over_the_previous_one_resumes(
+    platform: Platform, keys: dict[str, SshKey], source: Path
+) -> None:
+    admin = keys["admin"]
+    before = _supervisor(platform)
+    app_pids = _pids(platform, admin, APP)
+    path = "runtime/supervisor.py"
+    text = (source / path).read_text()
+    adopt = re.search(r"\n    def _adopt\(self, .*\n        \"\"\".*\"\"\"\n", text)
+    assert adopt is not None
+    broken = adopt.group(0) + '        raise RuntimeError("cannot adopt, on purpose")\n'
+    sha = commit(source, {path: text.replace(adopt.group(0), broken, 1)}, "No re-exec")
+
+    pushed = _push(platform, admin, source)
+    assert pushed.returncode == 0, pushed.stderr  # gitd and the router came up
+    wait_for(
+        lambda: (
+            "could not take over (RuntimeError: cannot adopt, on purpose)"
+            in _logs(platform, admin, "ouro")
+        ),
+        what="the fallback",
+    )
+    after = _supervisor(platform)
+    assert (after["pid"], after["commit"]) == (before["pid"], before["commit"])
+    assert ok(platform.ssh(admin, "version")).strip().endswith(f"({sha[:7]})")
+    assert _pids(platform, admin, APP) == app_pids
+    assert get(platform, f"{APP}.localhost") == (200, "v1")
