@@ -23,7 +23,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +41,7 @@ from tests.harness import (  # noqa: E402
     commit,
     make_key,
     make_repo,
+    platform_repo,
 )
 
 APP = "steady"
@@ -68,21 +68,6 @@ class VersionLoop(threading.Thread):
 
     def first(self, text: str) -> float | None:
         return next((at for at, answer in self.answers if text in answer), None)
-
-
-def platform_source(folder: Path) -> Path:
-    """This checkout's files (tracked and new), as a repository of one commit."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    for name in filter(None, listed.decode().split("\0")):
-        if (ROOT / name).is_file():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, folder / name)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
-    commit(folder, {}, "The platform")
-    return folder
 
 
 def push(platform: Platform, key: SshKey, repo: Path, app: str) -> float:
@@ -170,7 +155,7 @@ def main() -> None:
         app = make_repo(root / APP, {"app.py": GRACEFUL_SERVER.format(version="v1"),
                                      "Procfile": "web: python3 app.py\n"})  # fmt: skip
         push(platform, key, app, APP)
-        source = platform_source(root / "source")
+        source = platform_repo(root / "source")
         cold = push(platform, key, source, "ouro")
         runs = [upgrade(platform, key, source, n) for n in range(args.runs)]
         pauses = reexec_pauses(platform)

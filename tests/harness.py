@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -322,3 +323,20 @@ def commit(folder: Path, files: dict[str, str], message: str) -> str:
         text=True,
     )
     return out.stdout.strip()
+
+
+def platform_repo(folder: Path) -> Path:
+    """A repository of the platform's own code as this checkout has it (tracked and
+    new files), in one commit: what an admin pushes to app `ouro`."""
+    root = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    for name in filter(None, listed.decode().split("\0")):
+        if (root / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, folder / name)  # keeps the buildpacks' exec bits
+    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
+    commit(folder, {}, "The platform")
+    return folder

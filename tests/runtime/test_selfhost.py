@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -23,7 +22,7 @@ import pytest
 from tests.conftest import start_platform
 from tests.gitd.deployed import deploy, ok
 from tests.harness import GRACEFUL_SERVER as SERVER
-from tests.harness import Platform, RequestLoop, SshKey, commit, get, wait_for
+from tests.harness import Platform, RequestLoop, SshKey, commit, get, platform_repo, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
@@ -48,19 +47,7 @@ def platform(
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository of the platform's code as this checkout has it, in one commit."""
-    folder = tmp_path_factory.mktemp("source")
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    for name in filter(None, listed.decode().split("\0")):
-        if (ROOT / name).is_file():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, folder / name)  # keeps the buildpacks' exec bits
-    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
-    commit(folder, {}, "The platform")
-    return folder
+    return platform_repo(tmp_path_factory.mktemp("source"))
 
 
 def _pids(platform: Platform, key: SshKey, app: str) -> dict[str, int]:
@@ -182,17 +169,27 @@ def _releases(platform: Platform, key: SshKey) -> str:
     return ok(platform.ssh(key, "releases", "-a", "ouro"))
 
 
+def _commit_gitd(
+    source: Path, message: str, before: tuple[str, ...] = (), after: tuple[str, ...] = ()
+) -> str:
+    """Commit a gitd that runs `before` just before it says it is ready, `after` just after."""
+    main = (source / GITD_MAIN).read_text()
+    ready = re.search(r"\n( +)(print\(f\"gitd listening.*\n)", main)
+    assert ready is not None
+    indent = ready.group(1)
+    lines = [*before, ready.group(2).rstrip("\n"), *after]
+    changed = "".join(f"\n{indent}{line}" for line in lines) + "\n"
+    return commit(source, {GITD_MAIN: main.replace(ready.group(0), changed, 1)}, message)
+
+
 def test_a_release_that_crashes_after_it_came_up_is_rolled_back(
     platform: Platform, keys: dict[str, SshKey], source: Path
 ) -> None:
     admin = keys["admin"]
     running = ok(platform.ssh(admin, "version")).strip()
-    main = (source / GITD_MAIN).read_text()
-    ready = re.search(r"\n( +)print\(f\"gitd listening.*\n", main)
-    assert ready is not None
-    crash = f"{ready.group(1)}await asyncio.sleep(1.0)\n{ready.group(1)}return 3\n"
-    crashing = main.replace(ready.group(0), ready.group(0) + crash, 1)
-    sha = commit(source, {GITD_MAIN: crashing}, "Crashes a second after it starts")
+    sha = _commit_gitd(
+        source, "Crashes after it starts", after=("await asyncio.sleep(1.0)", "return 3")
+    )
 
     pushed = _push(platform, admin, source)
     assert pushed.returncode == 0, pushed.stderr  # it came up: the push succeeds
@@ -218,13 +215,7 @@ def test_a_platform_killed_in_the_middle_of_an_upgrade_comes_back_on_its_release
 ) -> None:
     admin = keys["admin"]
     running = ok(platform.ssh(admin, "version")).strip()
-    main = (source / GITD_MAIN).read_text()
-    ready = re.search(r"\n( +)print\(f\"gitd listening.*\n", main)
-    assert ready is not None
-    slow = f"\n{ready.group(1)}await asyncio.sleep(120.0)"
-    sha = commit(
-        source, {GITD_MAIN: main.replace(ready.group(0), slow + ready.group(0), 1)}, "Slow"
-    )
+    sha = _commit_gitd(source, "Slow to start", before=("await asyncio.sleep(120.0)",))
     pushes: list[subprocess.CompletedProcess[str]] = []
     pusher = threading.Thread(target=lambda: pushes.append(_push(platform, admin, source)))
     pusher.start()
