@@ -14,8 +14,8 @@ import sys
 
 from gitd.context import Context
 from gitd.hooks import DEFAULT_HOOK, HOOK_ENV
-from gitd.packs import remove_orphans
 from gitd.server import Sessions, serve
+from gitd.worker import remove_orphans
 from gitd.workers import WorkerPool
 from runtime.settings import Settings
 from runtime.sockets import inherited_sockets

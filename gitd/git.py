@@ -1,7 +1,7 @@
 """The git bridge: `git-receive-pack` / `git-upload-pack` over an SSH session.
 
 gitd decides who may do what (the path names an app the key may use; a push
-to an unknown app creates it), then hands the protocol to a pre-started worker
+to an unknown app creates it), then hands the protocol to a git worker
 process (`gitd.workers`), which serves it with dulwich: `gitd.receive` for
 pushes (ref policy, connectivity check, push hook), `gitd.upload` for fetches.
 The push hook is named by `OURO_GIT_HOOK` in gitd's environment (`gitd.hooks`).

@@ -1,19 +1,26 @@
-"""`python -m gitd.worker FD`: one pre-started git worker process of gitd.
+"""`python -m gitd.worker FD`: one git worker process of gitd.
 
-gitd keeps a few of these running (`gitd.workers.WorkerPool`): a fresh Python
-per request costs about 0.1 s, and threads in gitd's interpreter were slower
-than git for concurrent pushes. Each worker waits on its control socket (a
-SOCK_SEQPACKET socketpair with gitd, inherited as FD) for a job: one JSON
-message carrying two file descriptors, the read end of the client's stdin
-pipe and the write end of its stdout pipe. It serves the git service over
-them with dulwich, closes both, and answers with one JSON message
-`{"status": N, "error": TEXT|null}`. EOF on the control socket means stop.
+gitd keeps one of these ready and starts more while requests overlap
+(`gitd.workers.WorkerPool`): a fresh Python per request costs about 0.1 s, and
+threads in gitd's interpreter were slower than git for concurrent pushes. Each
+worker waits on its control socket (a SOCK_SEQPACKET socketpair with gitd,
+inherited as FD) for a job: one JSON message carrying two file descriptors,
+the read end of the client's stdin pipe and the write end of its stdout pipe.
+It serves the git service over them with dulwich, closes both, and answers
+with one JSON message `{"status": N, "error": TEXT|null}`. EOF on the control
+socket means stop.
+
+gitd itself imports this module (`Job`, `remove_orphans`) and need not pay for
+the serving side of dulwich and our handlers (some 2.5 MB): they are imported by
+`preload`, in the worker, and by the functions that use them, not at the top.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
+import importlib
 import json
 import logging
 import os
@@ -21,16 +28,14 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any
-
-from dulwich.errors import GitProtocolError, HangupException
-from dulwich.protocol import Protocol
-from dulwich.repo import Repo
-from dulwich.server import BackendRepo, DictBackend, Handler
+from typing import TYPE_CHECKING, Any
 
 from gitd.hooks import HookError, PushHook, load_hook
-from gitd.receive import OuroReceivePackHandler
-from gitd.upload import OuroUploadPackHandler
+
+if TYPE_CHECKING:
+    from dulwich.protocol import Protocol
+    from dulwich.repo import Repo
+    from dulwich.server import Handler
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ RECEIVE, UPLOAD = "git-receive-pack", "git-upload-pack"
 #: git's status for a fatal error
 FATAL = 128
 MAX_JOB = 64 * 1024
+#: a receiving worker's temporary pack is named this, its pid, `_` and a random part
+TMP_PREFIX = "tmp_pack_"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -59,8 +66,18 @@ class Job:
         return cls(**fields)
 
 
+def preload() -> None:
+    """Import what serving needs before the first request, not during it."""
+    for module in ("dulwich.repo", "gitd.receive", "gitd.upload"):
+        importlib.import_module(module)
+
+
 def run_job(job: Job, stdin_fd: int, stdout_fd: int, hooks: dict[str, PushHook]) -> dict[str, Any]:
     """Serve one git request over the two pipe ends; closes both."""
+    from dulwich.errors import GitProtocolError, HangupException
+    from dulwich.protocol import Protocol
+    from dulwich.repo import Repo
+
     with open(stdin_fd, "rb", buffering=1 << 16) as stdin, open(stdout_fd, "wb", 0) as stdout:
         repo = Repo(job.repo)
         try:
@@ -77,6 +94,12 @@ def run_job(job: Job, stdin_fd: int, stdout_fd: int, hooks: dict[str, PushHook])
 
 
 def _handler(job: Job, repo: Repo, proto: Protocol, hooks: dict[str, PushHook]) -> Handler:
+    from dulwich.errors import GitProtocolError
+    from dulwich.server import BackendRepo, DictBackend
+
+    from gitd.receive import OuroReceivePackHandler
+    from gitd.upload import OuroUploadPackHandler
+
     repos: dict[str, BackendRepo] = {"/": repo}
     backend = DictBackend(repos)
     if job.service == RECEIVE:
@@ -122,6 +145,36 @@ def _ignore(signum: int, frame: object) -> None:
     pass
 
 
+def remove_orphans(objects_dir: str) -> list[str]:
+    """Remove the temporary packs of receivers that died (killed mid-push)."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(objects_dir):
+            pid = _receiver_pid(name)
+            if pid is not None and not _alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(objects_dir, name))
+                removed.append(name)
+    return removed
+
+
+def _receiver_pid(name: str) -> int | None:
+    if not name.startswith(TMP_PREFIX):
+        return None
+    pid = name[len(TMP_PREFIX) :].partition("_")[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main(argv: list[str]) -> int:
     # Die with gitd, whatever the way it went.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -132,6 +185,7 @@ def main(argv: list[str]) -> int:
     # spawns must not inherit an ignored SIGTERM.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _ignore)
+    preload()
     control = socket.socket(fileno=int(argv[1]))
     try:
         return serve(control)

@@ -1,18 +1,23 @@
-"""gitd's bounded pool of pre-started git worker processes (`gitd.worker`).
+"""gitd's bounded pool of git worker processes (`gitd.worker`).
 
 Per request the pool hands an idle worker two pipe ends with `send_fds`: the
 read end of a pipe that `_feed` fills from the channel's stdin, and the write
 end of a pipe that `_drain` copies to the channel's stdout. Both copy loops are
 explicit and run on the event loop (asyncssh's `redirect()` corrupted large
 pushes; one socketpair for both directions hung asyncio). The worker answers on
-its control socket when done. A request waits while every worker is busy; a
-worker that dies is replaced, and the temporary pack it left is removed.
+its control socket when done.
+
+One worker is started ahead of the first request; while requests overlap, more
+are started, up to `size` (a request waits while that many are busy). A worker
+done with its request stops if another one is idle: each idle worker is some
+25 MB. A worker that dies is dropped, and the temporary pack it left is removed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import fcntl
 import json
 import logging
@@ -26,8 +31,7 @@ from pathlib import Path
 
 import asyncssh
 
-from gitd.packs import remove_orphans
-from gitd.worker import FATAL, MAX_JOB, Job
+from gitd.worker import FATAL, MAX_JOB, Job, remove_orphans
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
 #: seconds a worker has to exit once its socket is closed
 STOP_TIMEOUT = 5.0
+_libc = ctypes.CDLL(None)
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ class Worker:
 
 
 class WorkerPool:
-    """`size` workers; `run` serves one git request on the first idle one."""
+    """Up to `size` workers; `run` serves one git request on an idle one."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -119,8 +124,7 @@ class WorkerPool:
         self._workers: set[Worker] = set()
 
     def start(self) -> None:
-        for _ in range(self._size):
-            self._add()
+        self._add()
 
     async def run(
         self, job: Job, stdin: asyncssh.SSHReader[bytes], stdout: asyncssh.SSHWriter[bytes]
@@ -164,10 +168,12 @@ class WorkerPool:
 
     async def _take(self) -> Worker:
         while True:
+            if self._idle.empty() and len(self._workers) < self._size:
+                self._add()
             worker = await self._idle.get()
             if worker.proc.poll() is None:
                 return worker
-            self._spawn_task(self._replace(worker, None))
+            self._spawn_task(self._drop(worker, None))
 
     async def _settle(self, worker: Worker, job: Job) -> None:
         await worker.result()
@@ -177,19 +183,27 @@ class WorkerPool:
         self._busy -= 1
         if self._busy == 0:
             self._quiet.set()
+            # glibc keeps the heap that the requests' buffers freed (some 25 MB after
+            # three concurrent pushes), for good unless told: give it back now.
+            _libc.malloc_trim(0)
         if worker.dead:
-            self._spawn_task(self._replace(worker, job))
-        else:
+            self._spawn_task(self._drop(worker, job))
+        elif self._idle.empty():
             self._idle.put_nowait(worker)
+        else:  # one idle worker is enough until requests overlap again
+            self._workers.discard(worker)
+            self._spawn_task(worker.stop())
 
-    async def _replace(self, worker: Worker, job: Job | None) -> None:
-        log.warning("git worker %d died: starting another", worker.pid)
+    async def _drop(self, worker: Worker, job: Job | None) -> None:
+        """Forget a worker that died, remove what it left, and keep one ready."""
+        log.warning("git worker %d died", worker.pid)
         self._workers.discard(worker)
         worker.proc.kill()
         await worker.stop()
         if job is not None:
             remove_orphans(str(Path(job.repo) / "objects"))
-        self._add()
+        if not self._workers:
+            self._add()
 
     def _spawn_task(self, coro: Coroutine[None, None, None]) -> None:
         task = asyncio.create_task(coro)
@@ -198,9 +212,16 @@ class WorkerPool:
 
 
 async def _feed(stdin: asyncssh.SSHReader[bytes], fd: int) -> None:
-    """Client -> worker, until the client's EOF (closing the pipe is the worker's EOF)."""
+    """Client -> worker, until the client's EOF (closing the pipe is the worker's EOF).
+
+    Each read takes up to a whole receive window. asyncssh grants the client a new
+    window each time it hands buffered data on to the reader, whatever it still holds:
+    with smaller reads, what it held for a worker slower than the client grew with the
+    push (22 MB of a 50 MB push); reading a window at a time keeps it within one.
+    """
+    size = max(CHUNK, stdin.channel.get_recv_window())
     try:
-        while data := await stdin.read(CHUNK):
+        while data := await stdin.read(size):
             await _write(fd, data)
     except (asyncssh.Error, BrokenPipeError, ConnectionError):
         pass  # the worker is done reading, or the client is gone: both end the copy

@@ -31,7 +31,7 @@ class Settings:
     grace_period: float = 30.0
     #: seconds a web process has to listen on its PORT
     boot_timeout: float = 60.0
-    #: pre-started git worker processes in gitd
+    #: the most git worker processes gitd runs at once (one is kept ready)
     git_workers: int = 4
     #: seconds a buildpack's compile may take
     build_timeout: float = 900.0
