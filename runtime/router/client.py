@@ -164,13 +164,16 @@ class ClientConnection(asyncio.Protocol):
             self._pause(PAUSE_BUFFER, True)
 
     def on_message_complete(self) -> None:
-        self.req.finish()
+        req = self.req
+        req.complete = True
+        if req.on_complete is not None:
+            req.on_complete()
 
     # serving
 
     def _next(self) -> None:
         req = self.queue.popleft()
-        if not self.queue:
+        if self.paused & PAUSE_QUEUE and not self.queue:
             self._pause(PAUSE_QUEUE, False)
         ctx = self.ctx
         raw = req.host

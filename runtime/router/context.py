@@ -6,12 +6,11 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from .config import RouterConfig
-from .logline import LogFn, RequestIds
+from .logline import LogFn, request_ids
 from .table import RoutingTable
 
 if TYPE_CHECKING:
     from .client import ClientConnection
-    from .exchange import Exchange
 
 #: host-header values already normalized; bounded so odd clients cannot grow it
 HOST_CACHE_MAX = 4096
@@ -29,7 +28,6 @@ class Context:
         "loop",
         "stopping",
         "table",
-        "waiting",
     )
 
     def __init__(
@@ -39,12 +37,10 @@ class Context:
         self.table = table
         self.config = config
         self.log = log
-        self.ids = RequestIds()
+        self.ids = request_ids()
         self.hosts: dict[bytes, str] = {}
         self.connections: set[ClientConnection] = set()
         self.stopping = False
-        #: exchanges whose backend has not yet started answering
-        self.waiting: set[Exchange] = set()
         #: set whenever no client connection is open, for a graceful stop
         self.drained = asyncio.Event()
         self.forwarded_lines = (

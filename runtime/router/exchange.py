@@ -43,6 +43,8 @@ _RESPONSE_SPECIAL = frozenset(
 _RESPONSE_PLAIN: set[bytes] = set()
 #: the common methods' log spelling, so most requests skip a decode
 _METHODS = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE")}
+#: status lines up to the reason phrase: formatting one costs more than a lookup
+_STATUS_LINES = {status: b"HTTP/1.1 %d " % status for status in range(100, 600)}
 #: past this size a response's pieces are handed to the transport unjoined
 _JOIN_MAX = 64 * 1024
 
@@ -74,7 +76,7 @@ class Exchange:
         self.req = req
         self.route = route
         self.host = host
-        self.request_id = req.client_request_id() or self.ctx.ids()
+        self.request_id = req.request_id or self.ctx.ids()
         self.t_start = self.t_connect = time.perf_counter()
         self.lines: list[bytes] = []
         self.out: list[bytes] = []
@@ -85,9 +87,7 @@ class Exchange:
         if not self.route.backends:
             self.fail(H14)
             return
-        # One sweep over waiting exchanges beats a timer per request (1.7 µs each).
         self.deadline = self.t_start + self.ctx.config.timeout
-        self.ctx.waiting.add(self)
         self._connect()
 
     def _connect(self) -> None:
@@ -130,7 +130,7 @@ class Exchange:
         self.t_connect = time.perf_counter()
         self.parser = httptools.HttpResponseParser(self)
         req = self.req
-        parts = [self._request_head()]
+        parts = self._request_head()
         for chunk in req.body:
             parts += self._framed(chunk)
         req.body.clear()
@@ -145,7 +145,8 @@ class Exchange:
             self.client.body_taken()
         up.write(b"".join(parts))
 
-    def _request_head(self) -> bytes:
+    def _request_head(self) -> list[bytes]:
+        """The request's head as parts to join."""
         req, client = self.req, self.client
         parts = [req.method, b" ", req.url, b" HTTP/1.1\r\n", *req.lines]
         if req.xff is None:
@@ -158,7 +159,7 @@ class Exchange:
         if req.wants_upgrade and req.upgrade is not None:
             parts += (b"Connection: upgrade\r\nUpgrade: ", req.upgrade, b"\r\n")
         parts.append(b"\r\n")
-        return b"".join(parts)
+        return parts
 
     def _framed(self, chunk: bytes) -> tuple[bytes, ...]:
         if self.req.chunked:
@@ -204,7 +205,8 @@ class Exchange:
         if parser is None:
             return
         status = parser.get_status_code()
-        head = [b"HTTP/1.1 %d " % status, self.reason, b"\r\n", *self.lines]
+        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, self.reason, b"\r\n"]
+        head += self.lines
         self.lines = []
         self.reason = b""
         if 100 <= status < 200 and status != 101:
@@ -214,7 +216,7 @@ class Exchange:
             return
         self.status = status
         self.backend_keep_alive = parser.should_keep_alive()
-        head += self._framing(status)
+        self._framing(status, head)
         self.out.append(b"".join(head))
         self.head_sent = True
         if self.req.head_only or status in (101, 204, 304):
@@ -222,12 +224,13 @@ class Exchange:
         elif self.has_length:
             self.raw_left = self.length
 
-    def _framing(self, status: int) -> list[bytes]:
+    def _framing(self, status: int, parts: list[bytes]) -> None:
+        """End the response head in `parts` with the router's framing headers."""
         req = self.req
         self.close_client = close = not req.keep_alive or self.ctx.stopping
-        parts: list[bytes] = []
         if status == 101:
-            return [b"Connection: upgrade\r\nUpgrade: ", self.upgrade or b"", b"\r\n\r\n"]
+            parts += (b"Connection: upgrade\r\nUpgrade: ", self.upgrade or b"", b"\r\n\r\n")
+            return
         if not (self.has_length or req.head_only or status in (204, 304)):
             self.eof_body = not self.chunked_in
             if req.http10:
@@ -240,7 +243,6 @@ class Exchange:
         elif req.http10:
             parts.append(b"Connection: keep-alive\r\n")
         parts.append(b"\r\n")
-        return parts
 
     def on_body(self, body: bytes) -> None:
         self.nbytes += len(body)
@@ -259,9 +261,7 @@ class Exchange:
     # events from the backend connection
 
     def upstream_data(self, data: bytes) -> None:
-        if not self.got_bytes:
-            self.got_bytes = True
-            self.ctx.waiting.discard(self)
+        self.got_bytes = True
         if self.raw_left and not self.out:
             self._pass_body(data)
             return
@@ -414,7 +414,6 @@ class Exchange:
     def _end(self, err: RouterError | None, status: int) -> None:
         """Mark done, free the backend slot and write the log line."""
         self.done = True
-        self.ctx.waiting.discard(self)
         if self.connecting is not None:
             self.connecting.cancel()
             self.connecting = None

@@ -10,18 +10,15 @@ from collections.abc import Callable
 LogFn = Callable[[str, str], None]
 
 
-class RequestIds:
-    """Unique request ids: a random per-process prefix and a counter.
+def request_ids() -> Callable[[], str]:
+    """A source of unique request ids: a random per-process prefix and a counter.
 
-    uuid4 per request cost about a fifth of the router's throughput.
+    uuid4 per request cost about a fifth of the router's throughput; a decimal
+    counter is the cheapest to format.
     """
-
-    def __init__(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._count = itertools.count(1)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}-{next(self._count):08x}"
+    prefix = secrets.token_hex(8) + "-"
+    count = itertools.count(1)
+    return lambda: prefix + str(next(count))
 
 
 def _quote(value: str) -> str:

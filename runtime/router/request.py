@@ -40,7 +40,8 @@ class Request:
     url = b""
     host: bytes | None = None
     xff: bytes | None = None
-    request_id: bytes | None = None
+    #: the client's X-Request-Id, if it is one the router may keep
+    request_id: str | None = None
     upgrade: bytes | None = None
     chunked = http10 = wants_upgrade = head_only = bad = complete = has_body = False
     keep_alive = True
@@ -68,7 +69,7 @@ class Request:
         elif lname == b"x-forwarded-for":
             self.xff = value if self.xff is None else self.xff + b", " + value
         elif lname == b"x-request-id":
-            self.request_id = value
+            self.request_id = value.decode() if _REQUEST_ID.fullmatch(value) else None
         elif lname == b"transfer-encoding":
             self.chunked = self.chunked or b"chunked" in value.lower()
         elif lname == b"upgrade":
@@ -81,14 +82,3 @@ class Request:
         else:
             self.body.append(chunk)
             self.buffered += len(chunk)
-
-    def finish(self) -> None:
-        self.complete = True
-        if self.on_complete is not None:
-            self.on_complete()
-
-    def client_request_id(self) -> str | None:
-        rid = self.request_id
-        if rid is not None and _REQUEST_ID.fullmatch(rid):
-            return rid.decode("ascii")
-        return None

@@ -82,6 +82,8 @@ def test_forwarded_headers_and_request_id(router, servers):
     assert kept["X-Request-Id"] == "client-id-123"
     assert kept["X-Forwarded-For"] == "10.0.0.1, 127.0.0.1"
     assert kept["X-Forwarded-Proto"] == "http"
+    replaced = echo(router.port, "alpha.localhost", **{"X-Request-Id": "no spaces"})["headers"]
+    assert replaced["X-Request-Id"] not in ("no spaces", first, second)
 
 
 def test_log_line_fields(router, servers):
