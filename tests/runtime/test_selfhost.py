@@ -64,6 +64,16 @@ def _supervisor(platform: Platform) -> dict[str, object]:
     return status
 
 
+def _wait_for_supervisor(platform: Platform, commit: str) -> None:
+    """Until the supervisor re-executed into `commit`; on timeout, says what the
+    platform's log says (the re-exec may have been refused)."""
+    try:
+        wait_for(lambda: _supervisor(platform)["commit"] == commit, what=f"a re-exec to {commit}")
+    except TimeoutError:
+        log = (platform.home / "logs" / "ouro" / "ouro.log").read_text().splitlines()
+        raise AssertionError("\n".join(log[-40:])) from None
+
+
 def _push(platform: Platform, key: SshKey, source: Path) -> subprocess.CompletedProcess[str]:
     """Forced: a test rewinds `source` past its broken commit, which may have landed."""
     return platform.git(key, "push", "-f", platform.url("ouro"), "main", cwd=source, check=False)
@@ -98,7 +108,7 @@ def test_a_push_of_the_platform_upgrades_it_while_apps_serve(
         pushed = _push(platform, admin, source)
         assert pushed.returncode == 0, pushed.stderr
         assert f"The platform runs {sha[:7]} (v2)" in pushed.stderr
-        wait_for(lambda: _supervisor(platform)["commit"] == sha[:7], what="the supervisor re-exec")
+        _wait_for_supervisor(platform, sha[:7])
         served = len(load.bodies)
         wait_for(lambda: len(load.bodies) > served + 20, what="requests after the upgrade")
     finally:
@@ -204,7 +214,7 @@ def test_a_release_that_crashes_after_it_came_up_is_rolled_back(
     wait_for(
         lambda: platform.ssh(admin, "version").stdout.strip() == running, what="the previous code"
     )
-    wait_for(lambda: _supervisor(platform)["commit"] in running, what="the supervisor re-exec")
+    _wait_for_supervisor(platform, running.rsplit("(", 1)[1].rstrip(")"))  # its commit
     assert f"Deploy {sha[:7]}" in _releases(platform, admin)
     assert get(platform, f"{APP}.localhost") == (200, "v1")
     subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=source, check=True)
@@ -250,7 +260,7 @@ def test_ouro_up_starts_from_the_current_release_and_rollback_reaches_v1(
     rolled = platform.ssh(admin, "rollback", "-a", "ouro", "v1")
     assert rolled.returncode == 0, rolled.stderr
     installed = _installed_commit()
-    wait_for(lambda: _supervisor(platform)["commit"] == installed, what="the supervisor on v1")
+    _wait_for_supervisor(platform, installed)
     assert ok(platform.ssh(admin, "version")).strip().endswith(f"({installed})")
     assert _pids(platform, admin, APP) == app_pids
     assert get(platform, f"{APP}.localhost") == (200, "v1")
