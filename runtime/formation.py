@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 import signal
 import time
 from asyncio import FIRST_COMPLETED
@@ -294,7 +295,9 @@ class Formation:
         spec, source = slot.spec, f"ouro[{slot.name}]"
         slot.restart = None
         slot.state, slot.since = State.STARTING, time.time()
-        self._bus.emit(spec.app, source, f"Starting process with command `{spec.argv[-1]}`")
+        # an app's command is its Procfile line, the last word of its shell's argv
+        command = shlex.join(spec.argv) if self.plan.system else spec.argv[-1]
+        self._bus.emit(spec.app, source, f"Starting process with command `{command}`")
         try:
             on_line, on_exit = self._callbacks(slot)
             slot.child = Child(spec, on_line=on_line, on_exit=on_exit)
