@@ -31,6 +31,7 @@ from runtime.logbus import LogBus
 from runtime.names import SYSTEM_APP
 from runtime.oneoff import OneOffs
 from runtime.plan import Plan, formation_of
+from runtime.process import State
 from runtime.reexec import ReexecError, exec_fallback, exec_resume, read_state, write_state
 from runtime.selfhost import PlatformCode
 from runtime.settings import Settings
@@ -525,7 +526,7 @@ class Supervisor:
         target = self.routes_version
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while any(v < target for v in self.route_subscribers.values()):
+        while self._routers_behind(target):
             left = deadline - loop.time()
             if left <= 0:
                 log.warning("routers did not confirm routes v%d in %.0fs", target, timeout)
@@ -533,6 +534,16 @@ class Supervisor:
             self._routes_acked.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._routes_acked.wait(), left)
+
+    def _routers_behind(self, target: int) -> bool:
+        """Some router has not installed routes `target`: one that acked less, or one
+        that runs but is not subscribed (yet: routers reconnect after a re-exec)."""
+        system = self.formations.get(SYSTEM_APP)
+        routers = 0 if system is None else len(
+            [s for s in system.slots.values() if s.spec.type == "router" and s.state is State.UP]
+        )  # fmt: skip
+        subscribed = self.route_subscribers.values()
+        return len(subscribed) < routers or any(v < target for v in subscribed)
 
     # -- leftovers ----------------------------------------------------------
 

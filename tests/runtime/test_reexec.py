@@ -84,3 +84,31 @@ def test_the_supervisor_re_executes_without_restarting_anything(
         ),
         what="web.1 to be restarted",
     )
+
+
+def test_a_deploy_right_after_a_re_exec_fails_no_request(
+    platform: Platform, keys: dict[str, SshKey], tmp_path: Path
+) -> None:
+    """The routers reconnect to the new supervisor a moment after the exec: a deploy
+    meanwhile must still wait for them before it stops the old processes."""
+    admin = keys["admin"]
+    files = {"app.py": SERVER.format(version="v1"), "Procfile": "web: python3 app.py\n"}
+    deploy(platform, admin, tmp_path, "quail", files)
+    re_executed = _reexecs(platform, admin)
+    load = RequestLoop(platform.http_port, "quail.localhost")
+    load.start()
+    try:
+        assert platform.proc is not None
+        platform.proc.send_signal(signal.SIGUSR2)
+        wait_for(lambda: _reexecs(platform, admin) > re_executed, what="the re-exec")
+        ok(platform.ssh(admin, "config:set", "-a", "quail", "AFTER=re-exec"))
+        served = len(load.bodies)
+        wait_for(lambda: len(load.bodies) > served + 20, what="requests after the deploy")
+    finally:
+        load.done.set()
+        load.join()
+    assert load.failures == []
+
+
+def _reexecs(platform: Platform, key: SshKey) -> int:
+    return ok(platform.ssh(key, "logs", "-a", "ouro")).count("ouro[api]: Platform re-executed")
