@@ -26,7 +26,7 @@ from tests.harness import Platform, RequestLoop, SshKey, commit, get, platform_r
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
-    "OURO_BOOT_TIMEOUT": "20",
+    "OURO_BOOT_TIMEOUT": "10",
     "OURO_GRACE_PERIOD": "5",
     "OURO_CRON_SECONDS": "1",
 }
@@ -146,8 +146,12 @@ def test_a_push_of_the_platform_upgrades_it_while_apps_serve(
          ("from __future__ import annotations\n",
           "from __future__ import annotations\nimport no_such_module_anywhere\n"),
          "cannot run the platform: ModuleNotFoundError: No module named 'no_such_module"),
+        ("runtime/router/__main__.py",
+         ("feeder = loop.create_task(link.follow(table))",
+          "feeder = loop.create_task(asyncio.sleep(3600))"),  # never takes routes
+         "router.1 was not ready within 10 seconds"),
     ],
-    ids=["gitd-exits-at-start", "import-error"],
+    ids=["gitd-exits-at-start", "import-error", "router-never-ready"],
 )  # fmt: skip
 def test_a_broken_platform_release_is_refused(
     platform: Platform,
