@@ -104,22 +104,19 @@ def main() -> None:
             },
         )
         cold, cold_launch, _ = timed_push(platform, key, repo)
-        loop = RequestLoop(platform.http_port, f"{APP}.localhost")
-        loop.start()
         rows = []
-        for run in range(args.runs):
-            version = f"v{run + 2}"
-            commit(repo, {"app.py": SERVER.format(version=version)}, version)
-            started = time.monotonic()
-            total, launched, _ = timed_push(platform, key, repo)
-            deadline = time.monotonic() + 30
-            while version not in loop.first_seen and time.monotonic() < deadline:
-                time.sleep(0.005)
-            serving = loop.first_seen.get(version, float("nan")) - started
-            launch = launched if launched is not None else float("nan")
-            rows.append((total, launch, serving, stages(platform, run + 2)))
-        loop.done.set()
-        loop.join()
+        with RequestLoop(platform.http_port, f"{APP}.localhost") as loop:
+            for run in range(args.runs):
+                version = f"v{run + 2}"
+                commit(repo, {"app.py": SERVER.format(version=version)}, version)
+                started = time.monotonic()
+                total, launched, _ = timed_push(platform, key, repo)
+                deadline = time.monotonic() + 30
+                while version not in loop.first_seen and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                serving = loop.first_seen.get(version, float("nan")) - started
+                launch = launched if launched is not None else float("nan")
+                rows.append((total, launch, serving, stages(platform, run + 2)))
         report(cold, cold_launch, rows, loop)
     finally:
         platform.stop(signal.SIGINT)

@@ -25,7 +25,6 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.harness import (  # noqa: E402
     GRACEFUL_SERVER,
+    Background,
     Platform,
     RequestLoop,
     SshKey,
@@ -48,13 +48,12 @@ APP = "steady"
 LOG_TIME = re.compile(r"^(\S+) ouro\[api\]: (Supervisor re-executing|Platform re-executed)")
 
 
-class VersionLoop(threading.Thread):
+class VersionLoop(Background):
     """`ssh ... version` over and over: what an upgrade must not refuse."""
 
     def __init__(self, platform: Platform, key: SshKey) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.platform, self.key = platform, key
-        self.done = threading.Event()
         self.answers: list[tuple[float, str]] = []
         self.failures: list[str] = []
 
@@ -111,23 +110,17 @@ class Upgrade:
 
 def upgrade(platform: Platform, key: SshKey, source: Path, n: int) -> Upgrade:
     sha = commit(source, {"UPGRADE": f"{n}\n"}, f"Upgrade {n}")[:7]
-    requests = RequestLoop(platform.http_port, f"{APP}.localhost")
-    versions = VersionLoop(platform, key)
-    requests.start()
-    versions.start()
-    started = time.monotonic()
-    try:
+    with (
+        RequestLoop(platform.http_port, f"{APP}.localhost") as requests,
+        VersionLoop(platform, key) as versions,
+    ):
+        started = time.monotonic()
         pushed = push(platform, key, source, "ouro")
         deadline = time.monotonic() + 60
         while supervisor_commit(platform) != sha and time.monotonic() < deadline:
             time.sleep(0.01)
         reexecuted = time.monotonic() - started
         time.sleep(1.0)  # load on the upgraded platform too
-    finally:
-        requests.done.set()
-        versions.done.set()
-        requests.join()
-        versions.join()
     serving = versions.first(sha)
     return Upgrade(
         pushed,

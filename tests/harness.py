@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 #: a web server that, on SIGTERM, finishes the request it is serving and exits,
 #: as any production server does (gunicorn, uvicorn, puma)
@@ -46,14 +47,30 @@ DEADLINE = 30.0
 OURO = (sys.executable, "-m", "runtime.cli")
 
 
-class RequestLoop(threading.Thread):
+class Background(threading.Thread):
+    """A loop in a thread, run for the length of a `with` block: `run` goes on until
+    `done` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.join()
+
+
+class RequestLoop(Background):
     """Sequential GETs through the router, each on a new connection: what a deploy
     must not disturb. Counts failures; notes when each body was first served."""
 
     def __init__(self, port: int, host: str) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.port, self.host = port, host
-        self.done = threading.Event()
         self.bodies: list[str] = []
         self.failures: list[str] = []
         self.first_seen: dict[str, float] = {}

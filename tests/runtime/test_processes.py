@@ -32,9 +32,7 @@ def test_redeploys_under_load_fail_no_request(
     bob = keys["bob"]
     files = {"app.py": SERVER.format(version="v1"), "Procfile": "web: python3 app.py\n"}
     repo = deploy(platform, bob, tmp_path, "steady", files)
-    load = RequestLoop(platform.http_port, "steady.localhost")
-    load.start()
-    try:
+    with RequestLoop(platform.http_port, "steady.localhost") as load:
         for version in ("v2", "v3", "v4"):
             commit(repo, {"app.py": SERVER.format(version=version)}, version)
             pushed = platform.git(bob, "push", platform.url("steady"), "main", cwd=repo)
@@ -42,9 +40,6 @@ def test_redeploys_under_load_fail_no_request(
             wait_for(lambda v=version: load.bodies and load.bodies[-1] == v, what=version)
         ok(platform.ssh(bob, "config:set", "-a", "steady", "ANYTHING=1"))
         ok(platform.ssh(bob, "ps:restart", "-a", "steady"))
-    finally:
-        load.done.set()
-        load.join()
     assert load.failures == []
     assert len(load.bodies) > 10 and load.bodies[-1] == "v4"
 

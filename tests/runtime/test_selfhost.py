@@ -102,18 +102,13 @@ def test_a_push_of_the_platform_upgrades_it_while_apps_serve(
     refused = _push(platform, keys["bob"], source)
     assert refused.returncode != 0 and "Couldn't find that app: ouro" in refused.stderr
 
-    load = RequestLoop(platform.http_port, f"{APP}.localhost")
-    load.start()
-    try:
+    with RequestLoop(platform.http_port, f"{APP}.localhost") as load:
         pushed = _push(platform, admin, source)
         assert pushed.returncode == 0, pushed.stderr
         assert f"The platform runs {sha[:7]} (v2)" in pushed.stderr
         _wait_for_supervisor(platform, sha[:7])
         served = len(load.bodies)
         wait_for(lambda: len(load.bodies) > served + 20, what="requests after the upgrade")
-    finally:
-        load.done.set()
-        load.join()
     assert load.failures == []
     assert ok(platform.ssh(admin, "version")).strip().endswith(f"({sha[:7]})")
     assert _supervisor(platform)["pid"] == supervisor  # re-executed in place
