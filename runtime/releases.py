@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from runtime.names import SYSTEM_APP
 from runtime.store_types import (
     STATUS_FAILED,
     STATUS_PENDING,
@@ -20,6 +19,11 @@ from runtime.store_types import (
     Conflict,
     NotFound,
     Release,
+)
+
+#: what an app runs: its newest release that succeeded
+_NEWEST_SUCCEEDED = (
+    "SELECT * FROM releases WHERE app = ? AND status = ? ORDER BY version DESC LIMIT 1"
 )
 
 
@@ -48,10 +52,7 @@ class ReleaseStore:
 
     def current_release(self, app: str) -> Release | None:
         """The newest release that succeeded: what the app runs."""
-        rows = self.query(
-            "SELECT * FROM releases WHERE app = ? AND status = ? ORDER BY version DESC LIMIT 1",
-            (app, STATUS_SUCCEEDED),
-        )
+        rows = self.query(_NEWEST_SUCCEEDED, (app, STATUS_SUCCEEDED))
         return _release(rows[0]) if rows else None
 
     def cut_release(
@@ -69,9 +70,6 @@ class ReleaseStore:
     ) -> Release:
         """A new release of `slug` with the app's current config."""
         with self.transaction() as db:
-            config = dict(
-                db.execute("SELECT key, value FROM config WHERE app = ?", (app,)).fetchall()
-            )
             return _insert(
                 db,
                 app,
@@ -80,7 +78,7 @@ class ReleaseStore:
                 commit,
                 slug,
                 slug_size,
-                config,
+                _config(db, app),
                 dict(process_types),
                 tuple(buildpacks),
                 status,
@@ -146,8 +144,7 @@ class ReleaseStore:
             if target is None:
                 raise NotFound(f"no release v{version} of {app}")
             old = _release(target)
-            # the platform's v1 has no slug: it is the installed code
-            if old.status != STATUS_SUCCEEDED or (old.slug is None and app != SYSTEM_APP):
+            if not old.runnable:
                 raise Conflict(f"v{version} never ran: it cannot be rolled back to")
             db.execute("DELETE FROM config WHERE app = ?", (app,))
             db.executemany(
@@ -166,6 +163,11 @@ class ReleaseStore:
                 old.buildpacks,
                 STATUS_PENDING,
             )
+
+    def previous_release(self, app: str, version: int) -> Release | None:
+        """The newest release before `version` that can run again: what a rollback
+        without a version goes back to."""
+        return next((r for r in self.releases(app) if r.version < version and r.runnable), None)
 
     def slugs_in_use(self, app: str, keep: int) -> set[str]:
         """Slugs of the newest `keep` releases, and of the current one: never pruned."""
@@ -249,18 +251,19 @@ def _require_app(db: sqlite3.Connection, app: str) -> None:
 
 
 def _newest_succeeded(db: sqlite3.Connection, app: str) -> Release | None:
-    row = db.execute(
-        "SELECT * FROM releases WHERE app = ? AND status = ? ORDER BY version DESC LIMIT 1",
-        (app, STATUS_SUCCEEDED),
-    ).fetchone()
+    row = db.execute(_NEWEST_SUCCEEDED, (app, STATUS_SUCCEEDED)).fetchone()
     return _release(row) if row else None
+
+
+def _config(db: sqlite3.Connection, app: str) -> dict[str, str]:
+    return dict(db.execute("SELECT key, value FROM config WHERE app = ?", (app,)).fetchall())
 
 
 def _derive(db: sqlite3.Connection, app: str, description: str, author: str) -> Release:
     """A release like the current one with the app's config as it is now: pending when
     there are processes to restart with it, succeeded at once when nothing runs yet."""
     base = _newest_succeeded(db, app)
-    config = dict(db.execute("SELECT key, value FROM config WHERE app = ?", (app,)).fetchall())
+    config = _config(db, app)
     return _insert(
         db,
         app,

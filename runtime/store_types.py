@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime.names import SYSTEM_APP
+
 
 class StoreError(Exception):
     """Root of the store's exceptions."""
@@ -59,3 +61,10 @@ class Release:
     buildpacks: tuple[str, ...]
     status: str
     created_at: float
+
+    @property
+    def runnable(self) -> bool:
+        """It ran, and can run again (rollback): it has a slug, or it is the platform's
+        v1, the installed code."""
+        has_code = self.slug is not None or self.app == SYSTEM_APP
+        return self.status == STATUS_SUCCEEDED and has_code

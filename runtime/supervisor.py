@@ -417,13 +417,9 @@ class Supervisor:
 
     async def _roll_back_system(self, version: int, crashing: list[str]) -> None:
         store = self.require_store()
-        previous = [
-            r for r in store.releases(SYSTEM_APP)
-            if r.version < version and r.status == STATUS_SUCCEEDED
-        ]  # fmt: skip
-        if not previous:
+        target = store.previous_release(SYSTEM_APP, version)
+        if target is None:
             return
-        target = max(previous, key=lambda r: r.version)
         self.bus.emit(
             SYSTEM_APP, "ouro[api]",
             f"Release v{version} crashed after it came up ({', '.join(crashing)}):"

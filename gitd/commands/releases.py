@@ -15,9 +15,8 @@ from gitd.commands.base import (
     styled_header,
     styled_object,
 )
-from runtime.names import SYSTEM_APP
 from runtime.sizes import human_size
-from runtime.store import STATUS_FAILED, STATUS_PENDING, STATUS_SUCCEEDED, Conflict, NotFound
+from runtime.store import STATUS_FAILED, STATUS_PENDING, Conflict, NotFound
 from runtime.store_types import Release
 
 VERSION = re.compile(r"^v?([1-9][0-9]*)$")
@@ -90,7 +89,7 @@ def release_info(inv: Invocation, args: argparse.Namespace) -> None:
 def rollback(inv: Invocation, args: argparse.Namespace) -> None:
     store = inv.ctx.store
     current = store.current_release(inv.app)
-    if current is None or not _ran(current):
+    if current is None or not current.runnable:
         raise CommandError(f"{app_badge(inv.app)} has no running release to roll back")
     if args.version is None:
         target = _previous(inv, current.version)
@@ -98,7 +97,7 @@ def rollback(inv: Invocation, args: argparse.Namespace) -> None:
         target = _find(inv, parse_version(args.version))
         if target.version == current.version:
             raise CommandError(f"v{target.version} is the current release already")
-    if not _ran(target):
+    if not target.runnable:
         raise CommandError(f"v{target.version} never ran: it cannot be rolled back to")
     if target.slug and not (inv.ctx.settings.slugs_dir / inv.app / target.slug).is_dir():
         raise CommandError(f"the slug of v{target.version} was pruned: it cannot run again")
@@ -121,10 +120,9 @@ def _find(inv: Invocation, version: int) -> Release:
 
 
 def _previous(inv: Invocation, current: int) -> Release:
-    """The newest release before `current` that ran."""
-    for release in inv.ctx.store.releases(inv.app):
-        if release.version < current and _ran(release):
-            return release
+    release = inv.ctx.store.previous_release(inv.app, current)
+    if release is not None:
+        return release
     raise CommandError(f"{app_badge(inv.app)} has no earlier release that ran to roll back to")
 
 
@@ -156,9 +154,3 @@ COMMANDS = (
     ),
 )
 
-
-def _ran(release: Release) -> bool:
-    """The release ran and can run again: it has a slug, or it is the platform's
-    bootstrap release (the installed code)."""
-    has_code = release.slug is not None or release.app == SYSTEM_APP
-    return release.status == STATUS_SUCCEEDED and has_code
