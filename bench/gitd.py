@@ -34,13 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procfs import descendants, memory_kb  # noqa: E402
 from tests.harness import Platform, make_key, wait_for  # noqa: E402
 
 SSHD = Path("/usr/sbin/sshd")
 TARGETS = {"push": 1.0, "clone": 1.25, "no-op": 0.5, "3 pushes": 1.0,
            "peak RSS MB": 2.0, "peak PSS MB": 2.0}
 #: the memory measures: the field of /proc/PID/smaps_rollup each one sums
-MEASURES = {"peak RSS MB": b"Rss:", "peak PSS MB": b"Pss:"}
+MEASURES = {"peak RSS MB": "Rss", "peak PSS MB": "Pss"}
 
 
 # -- the repository ----------------------------------------------------------
@@ -206,31 +207,13 @@ def read(path: str) -> bytes:
         return b""
 
 
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = read(f"/proc/{entry}/stat")
-            if stat:
-                ppid = int(stat.rsplit(b")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
 def memory_mb(pids: list[int]) -> dict[str, float]:
     """Each of `MEASURES` summed over `pids`, in MB."""
     totals = dict.fromkeys(MEASURES, 0.0)
     for pid in pids:
-        for line in read(f"/proc/{pid}/smaps_rollup").splitlines():
-            for measure, field in MEASURES.items():
-                if line.startswith(field):
-                    totals[measure] += int(line.split()[1]) / 1024
+        found = memory_kb(pid)
+        for measure, field in MEASURES.items():
+            totals[measure] += found.get(field, 0) / 1024
     return totals
 
 

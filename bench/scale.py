@@ -43,10 +43,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procfs import descendants, memory_kb, process_tree, stat  # noqa: E402
 from runtime.control import ControlError, request  # noqa: E402
+from runtime.names import SYSTEM_APP  # noqa: E402
 from tests.harness import OURO, Platform, SshKey, make_key, make_repo  # noqa: E402
 
-SYSTEM_APP = "ouro"
 TARGET_START = 20.0
 TARGET_MB = 200.0
 TARGET_CPU = 2.0
@@ -246,51 +247,26 @@ class Proc:
     children: list[int] = field(default_factory=list)
 
 
-def _stat(pid: int) -> tuple[int, int]:
-    """(ppid, utime + stime) from /proc/PID/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), int(fields[11]) + int(fields[12])
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, ValueError):
-                tree.setdefault(_stat(int(entry))[0], []).append(int(entry))
-    return tree
-
-
-def _descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(tree.get(current, []))
-    return found
-
-
 def platform_processes(supervisor: int, answer: dict[str, Any]) -> list[Proc]:
     """The supervisor, and each process of app `ouro` with its descendants (gitd's
     workers): the platform's own processes, named by their role."""
-    tree = _children()
+    tree = process_tree()
     procs = [Proc(supervisor, "supervisor")]
     for p in answer["processes"]:
         if p["app"] == SYSTEM_APP and p["pid"]:
             role = p["name"].split(".")[0]
-            for index, pid in enumerate(_descendants(p["pid"], tree)):
+            for index, pid in enumerate(descendants(p["pid"], tree)):
                 procs.append(Proc(pid, role if index == 0 else f"{role} workers"))
     return procs
 
 
 def app_pids(answer: dict[str, Any]) -> list[int]:
-    tree = _children()
+    tree = process_tree()
     return [
         pid
         for p in answer["processes"]
         if p["app"] != SYSTEM_APP and p["pid"]
-        for pid in _descendants(p["pid"], tree)
+        for pid in descendants(p["pid"], tree)
     ]
 
 
@@ -298,19 +274,15 @@ def measure_memory(procs: Iterable[Proc]) -> None:
     for proc in procs:
         with contextlib.suppress(OSError):
             proc.cmd = Path(f"/proc/{proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            for line in Path(f"/proc/{proc.pid}/smaps_rollup").read_text().splitlines():
-                name, _, value = line.partition(":")
-                if name == "Rss":
-                    proc.rss_kb = int(value.split()[0])
-                elif name == "Pss":
-                    proc.pss_kb = int(value.split()[0])
+        found = memory_kb(proc.pid)
+        proc.rss_kb, proc.pss_kb = found.get("Rss", 0), found.get("Pss", 0)
 
 
 def cpu_ticks(pids: Iterable[int]) -> dict[int, int]:
     ticks = {}
     for pid in pids:
         with contextlib.suppress(OSError, ValueError):
-            ticks[pid] = _stat(pid)[1]
+            ticks[pid] = stat(pid)[1]
     return ticks
 
 
