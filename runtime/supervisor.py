@@ -80,6 +80,8 @@ class Supervisor:
         self._reexec_wanted = asyncio.Event()
         self._control: ControlServer | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        #: the platform code that last passed `ouro check` (each is checked once)
+        self._checked: PlatformCode | None = None
 
     async def run(self, resume: Path | None = None) -> int:
         """Run until SIGINT or SIGTERM; returns the exit status. With `resume`, take
@@ -158,17 +160,16 @@ class Supervisor:
     async def _reexec(self) -> None:
         """Exec into the code of the release the platform's processes run, once it passed
         `ouro check` and nothing is starting or stopping; returns only if it could not."""
-        checked = None
         while True:
             await self._quiet(self.settings.grace_period + ROUTES_TIMEOUT)
             code = PlatformCode.of(self._system_release(), self.settings)
-            if code == checked:
+            if code == self._checked:  # as a deploy of it did, or the round before
                 self._handover(code)  # at once: nothing may start between quiet and exec
                 return
             problem = await code.check()  # another release may come up meanwhile: again
             if problem is not None:
                 raise ReexecError(f"{code.python} cannot run the platform: {problem}")
-            checked = code
+            self._checked = code
 
     def _system_release(self) -> Release | None:
         formation = self.formations.get(SYSTEM_APP)
@@ -386,6 +387,7 @@ class Supervisor:
             problem = await code.check()
             if problem is not None:
                 raise DeployError(f"v{release.version} cannot run the platform: {problem}")
+            self._checked = code
             plan = self._system_plan(release)
             await self.formation_for(plan).deploy(plan, self._system_quantities(plan))
         self._reexec_wanted.set()
