@@ -2,7 +2,8 @@
 
 gitd decides who may do what (the path names an app the key may use; a push
 to an unknown app creates it), then hands the protocol to a git worker
-process (`gitd.workers`), which serves it with dulwich: `gitd.receive` for
+process (`gitd.workers`), which creates the repository on first use and
+serves it with dulwich: `gitd.receive` for
 pushes (ref policy, connectivity check, push hook), `gitd.upload` for fetches.
 The push hook is named by `OURO_GIT_HOOK` in gitd's environment (`gitd.hooks`).
 """
@@ -18,7 +19,7 @@ from gitd.commands.apps import create_named_app
 from gitd.commands.base import CommandError, Invocation
 from gitd.console import Console
 from gitd.context import Context
-from gitd.repos import RepoError, app_from_path, ensure_repo, repo_path
+from gitd.repos import RepoError, app_from_path, repo_path
 from gitd.worker import RECEIVE, UPLOAD, Job
 from runtime.store import Key, NotFound
 
@@ -38,7 +39,6 @@ async def serve(
         app = app_from_path(argv[1])
         path = repo_path(ctx.settings, app)
         _authorize(ctx, key, app, create=service == RECEIVE, console=console)
-        ensure_repo(path)
     except (RepoError, CommandError) as e:
         return console.fail(str(e))
     if ctx.git_workers is None:

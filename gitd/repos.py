@@ -11,9 +11,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dulwich.refs import Ref
-from dulwich.repo import Repo
-
 from runtime.names import InvalidName, check_app_name
 from runtime.settings import Settings
 
@@ -47,6 +44,11 @@ def ensure_repo(path: Path) -> None:
     """Create an empty bare repository whose HEAD is `main` (clones expect it)."""
     if path.exists():
         return
+    # Imported here: gitd's main process needs dulwich only for `apps:create`;
+    # a git request creates its repository in the git worker.
+    from dulwich.refs import Ref
+    from dulwich.repo import Repo
+
     # Built aside and renamed into place, so a half-made repository is never seen.
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     repo = Repo.init_bare(tmp)

@@ -28,9 +28,11 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitd.hooks import HookError, PushHook, load_hook
+from gitd.repos import ensure_repo
 
 if TYPE_CHECKING:
     from dulwich.protocol import Protocol
@@ -78,6 +80,7 @@ def run_job(job: Job, stdin_fd: int, stdout_fd: int, hooks: dict[str, PushHook])
     from dulwich.protocol import Protocol
     from dulwich.repo import Repo
 
+    ensure_repo(Path(job.repo))
     with open(stdin_fd, "rb", buffering=1 << 16) as stdin, open(stdout_fd, "wb", 0) as stdout:
         repo = Repo(job.repo)
         try:

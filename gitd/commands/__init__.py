@@ -1,8 +1,9 @@
 """The command surface: `ssh platform COMMAND [ARGS]`.
 
-`COMMANDS` is the explicit table; `dispatch` parses one command line, checks
-who may run it, runs it (a plain runner in a worker thread, a coroutine on the
-event loop) and returns its exit status.
+`TOPICS` is the explicit table: each topic (a command's name up to its first
+`:`) and the module whose `COMMANDS` define it. `dispatch` parses one command
+line, checks who may run it, runs it (a plain runner in a worker thread, a
+coroutine on the event loop) and returns its exit status.
 """
 
 from __future__ import annotations
@@ -10,25 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import functools
+import importlib
 import inspect
 import logging
 import shlex
 
-from gitd.commands import (
-    addons,
-    apps,
-    buildpacks,
-    config,
-    cron,
-    domains,
-    keys,
-    logs,
-    pg,
-    platform,
-    ps,
-    releases,
-    run,
-)
 from gitd.commands.base import (
     Command,
     CommandError,
@@ -43,44 +31,72 @@ from runtime.store import Key, StoreError
 
 log = logging.getLogger(__name__)
 
+#: topic -> module, in `help`'s order. A module is imported when one of its
+#: commands is first asked for: `pg` alone brings psycopg, some 10 MB of gitd's
+#: memory that a `git push` never needs.
+TOPICS = {
+    "version": "platform",
+    "status": "platform",
+    "apps": "apps",
+    "keys": "keys",
+    "access": "keys",
+    "config": "config",
+    "releases": "releases",
+    "rollback": "releases",
+    "buildpacks": "buildpacks",
+    "ps": "ps",
+    "run": "run",
+    "logs": "logs",
+    "domains": "domains",
+    "addons": "addons",
+    "pg": "pg",
+    "cron": "cron",
+}
+
+
+def _help_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("topic", nargs="?", metavar="COMMAND", help="a command to explain")
+
 
 def _help(inv: Invocation, args: argparse.Namespace) -> None:
     if args.topic:
         command = _find(args.topic)
         parser_for(command, inv.console).print_help()
         return
+    commands = _all()
     inv.out("Usage: ssh platform COMMAND [ARGS]   (app commands take -a APP)")
     inv.out()
-    width = max(len(name) for name in COMMANDS) + 2
-    for name, command in COMMANDS.items():
+    width = max(len(name) for name in commands) + 2
+    for name, command in commands.items():
         inv.out(f"  {name:<{width}}{command.summary}")
     inv.out()
     inv.out("`help COMMAND` explains one command. Deploy with: git push platform main")
 
 
-_ALL = (
-    Command("help", "list commands, or explain one", _help, platform.HELP_ARGUMENTS),
-    *platform.PLATFORM_COMMANDS,
-    *apps.COMMANDS,
-    *keys.COMMANDS,
-    *config.COMMANDS,
-    *releases.COMMANDS,
-    *buildpacks.COMMANDS,
-    *ps.COMMANDS,
-    *run.COMMANDS,
-    *logs.COMMANDS,
-    *domains.COMMANDS,
-    *addons.COMMANDS,
-    *pg.COMMANDS,
-    *cron.COMMANDS,
-)
-COMMANDS: dict[str, Command] = {command.name: command for command in _ALL}
+HELP = Command("help", "list commands, or explain one", _help, _help_arguments)
+
+
+@functools.cache
+def _module_commands(module: str) -> dict[str, Command]:
+    commands: tuple[Command, ...] = importlib.import_module(f"gitd.commands.{module}").COMMANDS
+    return {command.name: command for command in commands}
+
+
+def _all() -> dict[str, Command]:
+    """Every command, in `help`'s order (this imports every command module)."""
+    table = {HELP.name: HELP}
+    for module in dict.fromkeys(TOPICS.values()):
+        table.update(_module_commands(module))
+    return table
 
 
 def _find(name: str) -> Command:
-    command = COMMANDS.get(name)
+    if name == HELP.name:
+        return HELP
+    module = TOPICS.get(name.partition(":")[0])
+    command = _module_commands(module).get(name) if module is not None else None
     if command is None:
-        near = difflib.get_close_matches(name, COMMANDS, n=1)
+        near = difflib.get_close_matches(name, _all(), n=1)
         hint = f" Perhaps you meant '{near[0]}'?" if near else ""
         raise CommandError(f"'{name}' is not an ouro command.{hint} See 'help'.")
     return command

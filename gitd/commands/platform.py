@@ -1,4 +1,4 @@
-"""`help`, `version`, `status`."""
+"""`version`, `status`."""
 
 from __future__ import annotations
 
@@ -22,13 +22,8 @@ def show_status(inv: Invocation, args: argparse.Namespace) -> None:
     inv.out(describe(answer, inv.ctx.settings))
 
 
-def _help_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("topic", nargs="?", metavar="COMMAND", help="a command to explain")
-
-
-# `help` itself needs the whole table: it is built in gitd.commands.
-PLATFORM_COMMANDS = (
+# `help` itself needs the whole table: it is in gitd.commands.
+COMMANDS = (
     Command("version", "show the platform's version and commit", show_version),
     Command("status", "show the platform's ports and processes (admin)", show_status, admin=True),
 )
-HELP_ARGUMENTS = _help_arguments

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from gitd.commands import TOPICS, _all, _find
 from gitd.commands.base import CommandError, _HelpShown
 from gitd.commands.buildpacks import check_reference
 from gitd.commands.domains import check_hostname
@@ -172,3 +175,20 @@ def test_buildpack_references(tmp_path: Path) -> None:
     ):
         with pytest.raises(CommandError):
             check_reference(bad)
+
+
+def test_every_command_is_found_through_its_topic() -> None:
+    commands = _all()
+    assert len(commands) > 40
+    for name, command in commands.items():
+        assert _find(name) is command
+        if name != "help":
+            module = TOPICS[name.partition(":")[0]]
+            assert command.run.__module__ == f"gitd.commands.{module}", name
+
+
+def test_gitd_starts_without_the_add_on_libraries() -> None:
+    """psycopg and APScheduler load with the first command that needs them."""
+    code = "import sys, gitd.__main__; print(sorted({'psycopg', 'apscheduler'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
