@@ -45,19 +45,19 @@ async def main() -> int:
         return 2
     settings = Settings.load()
     store = Store(settings.db_path)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     for objects in settings.repos_dir.glob("*.git/objects"):
         remove_orphans(str(objects))  # left by a gitd generation that was killed
     workers = WorkerPool(settings.git_workers)
     workers.start()
     hook = os.environ.get(HOOK_ENV) or DEFAULT_HOOK
+    ctx = Context(settings, store, workers, hook)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, ctx.stopping.set)
     sessions = Sessions()
-    acceptor = await serve(Context(settings, store, workers, hook), sockets[0], sessions)
+    acceptor = await serve(ctx, sockets[0], sessions)
     print(f"gitd listening on {settings.bind}:{settings.ssh_port}", flush=True)
-    await stop.wait()
+    await ctx.stopping.wait()
     acceptor.close()  # no new connections; open sessions go on
     deadline = loop.time() + max(1.0, settings.grace_period - DRAIN_MARGIN)
     await sessions.drained(deadline - loop.time())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from gitd.hooks import DEFAULT_HOOK
 from gitd.workers import WorkerPool
@@ -18,3 +19,6 @@ class Context:
     git_workers: WorkerPool | None = None
     #: the push hook spec the workers run (`gitd.hooks`)
     git_hook: str = DEFAULT_HOOK
+    #: set when gitd stops: work in progress may finish, but what only follows
+    #: (`logs --tail`) ends now rather than hold the stop up to the grace period
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)

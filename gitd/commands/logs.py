@@ -2,7 +2,7 @@
 
 The supervisor answers with the recent lines, then (with `--tail`) one message
 per new line until this side closes the stream, which it does as soon as the
-SSH channel closes.
+SSH channel closes, or gitd stops (a tail is not work to let finish).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from runtime.control import ControlError, Message, open_stream
 from runtime.logbus import RING_LINES
 
 DEFAULT_LINES = 100
+STOPPED = "the log stream ended: the platform's SSH server is stopping"
 PROCESS = re.compile(r"^[A-Za-z0-9_-]+(\.[1-9][0-9]*)?$")
 
 
@@ -69,15 +70,18 @@ async def _message(reader: asyncio.StreamReader) -> Message | None:
 
 
 async def _follow(inv: Invocation, reader: asyncio.StreamReader) -> None:
-    """New lines until the client goes away (or the supervisor does)."""
+    """New lines until the client goes away (or the supervisor, or this gitd, stops)."""
     process = inv.console.process
     gone = asyncio.ensure_future(process.wait_closed())
+    stopping = asyncio.ensure_future(inv.ctx.stopping.wait())
     try:
         while not gone.done():
             nxt = asyncio.ensure_future(_message(reader))
-            await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({nxt, gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not nxt.done():
                 nxt.cancel()
+                if stopping.done() and not gone.done():
+                    raise CommandError(STOPPED)
                 return
             message = nxt.result()
             if message is None:
@@ -88,6 +92,7 @@ async def _follow(inv: Invocation, reader: asyncio.StreamReader) -> None:
         return
     finally:
         gone.cancel()
+        stopping.cancel()
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

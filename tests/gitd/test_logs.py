@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import start_platform
 from tests.gitd.deployed import deploy, get, logs, ok, platform_fixture, refused, wait_for_log
-from tests.harness import Platform, SshKey, wait_for
+from tests.harness import DEADLINE, Platform, SshKey, wait_for
 
 APP = "logs-app"
 
@@ -83,6 +85,24 @@ def test_tail_sees_a_new_request(platform: Platform, keys: dict[str, SshKey], ap
         finally:
             client.kill()
         reader.join(timeout=10)
+
+
+def test_a_tail_ends_when_the_platform_stops(
+    tmp_path: Path, keys: dict[str, SshKey]
+) -> None:
+    """Ctrl-C on `ouro up` does not wait out the grace period for a `logs --tail`."""
+    platform = start_platform(tmp_path, keys, {"OURO_GRACE_PERIOD": "120"})
+    command = [*platform.ssh_command(keys["admin"]), "git@127.0.0.1", "logs -a ouro --tail"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as client:
+        try:
+            assert client.stdout is not None
+            assert b"ouro[" in client.stdout.readline()  # the tail is on
+            assert platform.stop() == 0
+            _, err = client.communicate(timeout=DEADLINE)
+        finally:
+            client.kill()
+    assert client.returncode == 1
+    assert b"the log stream ended: the platform's SSH server is stopping" in err
 
 
 def test_bad_log_options(platform: Platform, keys: dict[str, SshKey], app: str) -> None:
