@@ -9,7 +9,10 @@ against `true`), three concurrent pushes, and the peak memory during a push:
 gitd and its workers against sshd and its git children, summed both as RSS and
 as PSS (`/proc/PID/smaps_rollup`: a page shared by n processes counts 1/n in
 each, so pages that forked processes share are not counted once per process).
-Prints medians of several runs and the ratio gitd/native.
+Prints medians of several runs and the ratio gitd/native. The memory target is
+on RSS, the measure the issue set it in (and `time -v`'s "maximum resident
+set size"); PSS has no target and is printed for what it adds: native's
+processes share more pages, with each other and the rest of the machine.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from bench.procfs import descendants, memory_kb  # noqa: E402
 from tests.harness import Platform, make_key, wait_for  # noqa: E402
 
 SSHD = Path("/usr/sbin/sshd")
-TARGETS = {"push": 1.0, "clone": 1.25, "no-op": 0.5, "3 pushes": 1.0,
-           "peak RSS MB": 2.0, "peak PSS MB": 2.0}
+TARGETS: dict[str, float | None] = {"push": 1.0, "clone": 1.25, "no-op": 0.5, "3 pushes": 1.0,
+                                    "peak RSS MB": 2.0, "peak PSS MB": None}
 #: the memory measures: the field of /proc/PID/smaps_rollup each one sums
 MEASURES = {"peak RSS MB": "Rss", "peak PSS MB": "Pss"}
 
@@ -328,9 +331,9 @@ def print_table(results: dict[str, list[dict[str, float]]]) -> None:
         theirs = statistics.median(r[figure] for r in results["native"])
         unit = "" if figure in MEASURES else " s"
         ratio = ours / theirs
-        mark = "ok" if ratio <= target else "MISS"
-        print(f"{figure:<12}{ours:>8.2f}{unit:2}{theirs:>8.2f}{unit:2}{ratio:>7.2f}x"
-              f"{target:>6.2f}x {mark}")
+        verdict = "     -" if target is None else (
+            f"{target:>6.2f}x {'ok' if ratio <= target else 'MISS'}")
+        print(f"{figure:<12}{ours:>8.2f}{unit:2}{theirs:>8.2f}{unit:2}{ratio:>7.2f}x{verdict}")
 
 
 if __name__ == "__main__":
