@@ -12,6 +12,12 @@ The host is shared and noisy, so `--rounds N` measures every proxy N times,
 interleaved, and reports medians; `--baseline DIR` (another checkout, e.g.
 from `git archive`) adds its router to the same rounds for a before/after;
 `--reuseport` adds two routers with a SO_REUSEPORT socket each.
+
+`cpu us` is the CPU time (user + system) of the proxy's processes during the
+measured run, per request (for `direct`, the backend's). On a shared machine it
+varies far less than req/s (wrk, the backend and the proxy compete for the same
+cores), so it is the figure to compare; its ratio is against nginx measured in
+the same rounds.
 """
 
 from __future__ import annotations
@@ -24,15 +30,22 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.procfs import descendants, stat  # noqa: E402
+
+#: microseconds per /proc clock tick
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 HOST = "bench.localhost"
 
 WRK_LUA = """
@@ -104,6 +117,8 @@ class Result:
     p50_ms: float
     p99_ms: float
     mb_s: float
+    #: the proxy's CPU time per request, in microseconds
+    cpu_us: float
 
 
 def free_port() -> int:
@@ -137,18 +152,19 @@ def running(argv: list[str], **kw: object) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @contextlib.contextmanager
-def nginx(tmp: Path, name: str, conf: str) -> Iterator[None]:
+def nginx(tmp: Path, name: str, conf: str) -> Iterator[list[int]]:
+    """nginx in the foreground; yields its master's pid (its workers are below it)."""
     path = tmp / f"{name}.conf"
     path.write_text(conf)
-    with running(["nginx", "-p", str(tmp), "-c", str(path)], stderr=subprocess.DEVNULL):
-        yield
+    with running(["nginx", "-p", str(tmp), "-c", str(path)], stderr=subprocess.DEVNULL) as proc:
+        yield [proc.pid]
 
 
 @contextlib.contextmanager
 def routers(tmp: Path, backend: int, port: int, count: int, root: Path = ROOT,
-            reuseport: bool = False) -> Iterator[None]:
+            reuseport: bool = False) -> Iterator[list[int]]:
     """`count` router processes sharing one listening socket, as the supervisor
-    runs them, or (`reuseport`) each with its own SO_REUSEPORT socket."""
+    runs them, or (`reuseport`) each with its own SO_REUSEPORT socket; yields their pids."""
     routes = tmp / "routes.jsonl"
     snapshot = {"domain": "localhost", "apps": {"bench": {"hosts": [], "backends": [
         {"dyno": "web.1", "host": "127.0.0.1", "port": backend}]}}}
@@ -157,29 +173,45 @@ def routers(tmp: Path, backend: int, port: int, count: int, root: Path = ROOT,
             sys.executable, "-m", "runtime.router", "--routes", str(routes)]
     with contextlib.ExitStack() as stack:
         sock = None
+        pids = []
         for _ in range(count):
             if sock is None or reuseport:
                 sock = stack.enter_context(socket.create_server(
                     ("127.0.0.1", port), backlog=1024, reuse_port=reuseport))
             fd = sock.fileno()
-            stack.enter_context(running(
+            pids.append(stack.enter_context(running(
                 argv, cwd=root, pass_fds=(fd, 3), preexec_fn=lambda fd=fd: os.dup2(fd, 3),
-                stdout=subprocess.DEVNULL))
+                stdout=subprocess.DEVNULL)).pid)
         wait_listening(port)
-        yield
+        yield pids
 
 
-def wrk(port: int, path: str, args: argparse.Namespace, lua: Path) -> tuple[float, ...]:
+def cpu_ticks(roots: Iterable[int]) -> int:
+    """CPU ticks (user + system) used so far by the processes under `roots`."""
+    total = 0
+    for root in roots:
+        for pid in descendants(root):
+            with contextlib.suppress(OSError):
+                total += stat(pid)[1]
+    return total
+
+
+def wrk(port: int, path: str, args: argparse.Namespace, lua: Path,
+        proxy: list[int]) -> tuple[float, ...]:
+    """(req/s, p50 ms, p99 ms, MB/s, CPU µs per request of the `proxy` processes)."""
+    before = cpu_ticks(proxy)
     out = subprocess.run(
         ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
          "--latency", "-s", str(lua), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True, timeout=args.duration + 30).stdout
+    ticks = cpu_ticks(proxy) - before
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     xfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     scale = {"B": 1e-6, "KB": 1e-3, "MB": 1.0, "GB": 1e3}
     mb_s = float(xfer.group(1)) * scale[xfer.group(2)] * 1.048576 if xfer else 0.0
-    return rps, ms(lat["50"]), ms(lat["99"]), mb_s
+    return rps, ms(lat["50"]), ms(lat["99"]), mb_s, ticks * TICK_US / max(count, 1)
 
 
 def ms(value: str) -> float:
@@ -187,13 +219,17 @@ def ms(value: str) -> float:
     return float(num) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def measure(name: str, port: int, args: argparse.Namespace, lua: Path) -> list[Result]:
+def measure(name: str, port: int, args: argparse.Namespace, lua: Path,
+            proxy: list[int]) -> list[Result]:
+    """Both workloads through the proxy on `port`, whose processes are under `proxy`."""
     wait_listening(port)
     results = []
     for workload, path in (("small", "/small.html"), ("1 MB", "/big.bin")):
-        wrk(port, path, argparse.Namespace(**{**vars(args), "duration": 1}), lua)  # warm up
-        results.append(Result(name, workload, *wrk(port, path, args, lua)))
-        print(f"  {name:<18} {workload:<6} {results[-1].rps:>10.0f} req/s", file=sys.stderr)
+        wrk(port, path, argparse.Namespace(**{**vars(args), "duration": 1}), lua, proxy)  # warm up
+        r = Result(name, workload, *wrk(port, path, args, lua, proxy))
+        results.append(r)
+        print(f"  {name:<18} {workload:<6} {r.rps:>10.0f} req/s {r.cpu_us:>8.1f} cpu us/req",
+              file=sys.stderr)
     return results
 
 
@@ -205,11 +241,13 @@ def run(args: argparse.Namespace) -> list[Result]:
 
 
 def median(results: list[Result]) -> list[Result]:
-    """One result per (proxy, load): the median round by requests/s."""
+    """One result per (proxy, load): the median round by requests/s, with the
+    median CPU per request over all rounds."""
     by: dict[tuple[str, str], list[Result]] = {}
     for r in results:
         by.setdefault((r.name, r.workload), []).append(r)
-    return [sorted(rs, key=lambda r: r.rps)[len(rs) // 2] for rs in by.values()]
+    return [replace(sorted(rs, key=lambda r: r.rps)[len(rs) // 2],
+                    cpu_us=statistics.median(r.cpu_us for r in rs)) for rs in by.values()]
 
 
 def run_once(args: argparse.Namespace) -> list[Result]:
@@ -223,25 +261,25 @@ def run_once(args: argparse.Namespace) -> list[Result]:
         lua.write_text(WRK_LUA)
         backend = free_port()
         results: list[Result] = []
-        with nginx(tmp, "backend", NGINX_BACKEND.format(tmp=tmp, port=backend)):
-            results += measure("direct", backend, args, lua)
+        with nginx(tmp, "backend", NGINX_BACKEND.format(tmp=tmp, port=backend)) as pids:
+            results += measure("direct", backend, args, lua, pids)
             trees = [("ouro", ROOT)]
             if args.baseline is not None:
                 trees.insert(0, ("base", args.baseline.resolve()))
             for count in (1, 2):
                 for label, root in trees:
                     port = free_port()
-                    with routers(tmp, backend, port, count, root):
-                        results += measure(f"{label} x{count}", port, args, lua)
+                    with routers(tmp, backend, port, count, root) as pids:
+                        results += measure(f"{label} x{count}", port, args, lua, pids)
             if args.reuseport:
                 port = free_port()
-                with routers(tmp, backend, port, 2, reuseport=True):
-                    results += measure("ouro x2 rp", port, args, lua)
+                with routers(tmp, backend, port, 2, reuseport=True) as pids:
+                    results += measure("ouro x2 rp", port, args, lua, pids)
             for workers in ("1", "auto"):
                 port = free_port()
                 conf = NGINX_PROXY.format(tmp=tmp, port=port, backend=backend, workers=workers)
-                with nginx(tmp, f"proxy-{workers}", conf):
-                    results += measure(f"nginx {workers}", port, args, lua)
+                with nginx(tmp, f"proxy-{workers}", conf) as pids:
+                    results += measure(f"nginx {workers}", port, args, lua, pids)
         return results
 
 
@@ -249,14 +287,16 @@ def report(results: list[Result]) -> None:
     by = {(r.name, r.workload): r for r in results}
     against = {"ouro x1": "nginx 1", "ouro x2": "nginx auto", "ouro x2 rp": "nginx auto",
                "base x1": "nginx 1", "base x2": "nginx auto"}
-    print(f"{'proxy':<12} {'load':<6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8}  ratio")
+    print(f"{'proxy':<12} {'load':<6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8} "
+          f"{'cpu us':>7}  ratio")
     for r in results:
         ref = by.get((against.get(r.name, ""), r.workload))
         ratio = ""
         if ref is not None:
-            ratio = f"{r.rps / ref.rps:.2f}x {ref.name}, p50 {r.p50_ms - ref.p50_ms:+.2f} ms"
+            ratio = (f"{r.rps / ref.rps:.2f}x {ref.name}, p50 {r.p50_ms - ref.p50_ms:+.2f} ms, "
+                     f"cpu {r.cpu_us / ref.cpu_us:.2f}x")
         print(f"{r.name:<12} {r.workload:<6} {r.rps:>9.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
-              f"{r.mb_s:>8.0f}  {ratio}")
+              f"{r.mb_s:>8.0f} {r.cpu_us:>7.1f}  {ratio}")
 
 
 def main() -> int:

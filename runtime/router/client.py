@@ -129,9 +129,6 @@ class ClientConnection(asyncio.Protocol):
 
     # httptools callbacks
 
-    def on_message_begin(self) -> None:
-        self.req = Request()
-
     def on_url(self, url: bytes) -> None:
         self.req.url += url
 
@@ -139,8 +136,8 @@ class ClientConnection(asyncio.Protocol):
         # The common case inline: this runs once per header of every request.
         if name in PLAIN:
             self.req.lines += (name, b": ", value, b"\r\n")
-        elif name.lower() in SPECIAL:
-            self.req.header(name, value)
+        elif (lname := name.lower()) in SPECIAL:
+            self.req.special_header(lname, name, value)
         else:
             if len(PLAIN) < PLAIN_MAX:
                 PLAIN.add(name)
@@ -168,6 +165,11 @@ class ClientConnection(asyncio.Protocol):
         req.complete = True
         if req.on_complete is not None:
             req.on_complete()
+        if not req.wants_upgrade:
+            # The next request's object, made here rather than in on_message_begin:
+            # one call from the parser less per request. After an upgrade, the
+            # bytes that follow belong to this request (its leftover).
+            self.req = Request()
 
     # serving
 
@@ -200,12 +202,12 @@ class ClientConnection(asyncio.Protocol):
     def reply(self, response: bytes, close: bool) -> None:
         """Write a response the router made itself, then go on or close."""
         self.write(response)
-        self.done(keep_alive=not close)
+        self.done(not close, time.monotonic())
 
-    def done(self, keep_alive: bool) -> None:
-        """The current request is answered; serve the next one or close."""
+    def done(self, keep_alive: bool, now: float) -> None:
+        """The current request is answered (at `now`); serve the next one or close."""
         self.exchange = None
-        self.idle_since = time.monotonic()
+        self.idle_since = now
         if self.paused & (PAUSE_UPSTREAM | PAUSE_BUFFER):
             self._pause(PAUSE_UPSTREAM | PAUSE_BUFFER, False)
         if not keep_alive or self.ctx.stopping:

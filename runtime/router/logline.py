@@ -21,17 +21,14 @@ def request_ids() -> Callable[[], str]:
     return lambda: prefix + str(next(count))
 
 
-def _quote(value: str) -> str:
-    return value.replace('"', "%22") if '"' in value else value
-
-
 def request_line(
     at: str, method: str, path: str, host: str, request_id: str, fwd: str, dyno: str,
     connect_ms: int, service_ms: int, status: int, nbytes: int,
 ) -> str:  # fmt: skip
     """The router's line for one request; `at` is `at=info` or `at=error code=... desc=...`."""
+    path = path.replace('"', "%22")  # the same string when there is none: no copy
     return (
-        f'{at} method={method} path="{_quote(path)}" host={host} request_id={request_id} '
+        f'{at} method={method} path="{path}" host={host} request_id={request_id} '
         f'fwd="{fwd}" dyno={dyno} connect={connect_ms}ms service={service_ms}ms '
         f"status={status} bytes={nbytes}"
     )

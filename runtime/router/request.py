@@ -35,33 +35,55 @@ BUFFER_MAX = 256 * 1024
 
 
 class Request:
-    # Defaults live on the class: a request sets only what differs.
-    method = b"GET"
-    url = b""
-    host: bytes | None = None
-    xff: bytes | None = None
-    #: the client's X-Request-Id, if it is one the router may keep
-    request_id: str | None = None
-    upgrade: bytes | None = None
-    chunked = http10 = wants_upgrade = head_only = bad = complete = has_body = False
-    keep_alive = True
-    buffered = 0
-    #: bytes after an upgrade request's head, for the backend once it agrees
-    leftover = b""
-    sink: Callable[[bytes], None] | None = None
-    on_complete: Callable[[], None] | None = None
+    # Slots, every one set in __init__, as for Exchange: reading an attribute
+    # left to a class default misses the interpreter's fast path.
+    __slots__ = (
+        "bad",
+        "body",
+        "buffered",
+        "chunked",
+        "complete",
+        "has_body",
+        "head_only",
+        "host",
+        "http10",
+        "keep_alive",
+        "leftover",
+        "lines",
+        "method",
+        "on_complete",
+        "request_id",
+        "sink",
+        "upgrade",
+        "url",
+        "wants_upgrade",
+        "xff",
+    )
 
     def __init__(self) -> None:
+        self.method = b"GET"
+        self.url = b""
         #: forwarded header lines, as flat parts to join: name, ": ", value, CRLF
         self.lines: list[bytes] = []
+        self.host: bytes | None = None
+        self.xff: bytes | None = None
+        #: the client's X-Request-Id, if it is one the router may keep
+        self.request_id: str | None = None
+        self.upgrade: bytes | None = None
+        self.chunked = self.http10 = self.wants_upgrade = self.head_only = False
+        self.bad = self.complete = self.has_body = False
+        self.keep_alive = True
         #: body chunks received before a backend connection took them
         self.body: list[bytes] = []
+        self.buffered = 0
+        #: bytes after an upgrade request's head, for the backend once it agrees
+        self.leftover = b""
+        self.sink: Callable[[bytes], None] | None = None
+        self.on_complete: Callable[[], None] | None = None
 
-    def header(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
-        if lname not in SPECIAL:
-            self.lines += (name, b": ", value, b"\r\n")
-        elif lname == b"host":
+    def special_header(self, lname: bytes, name: bytes, value: bytes) -> None:
+        """A header in SPECIAL, `lname` being its `name` in lower case."""
+        if lname == b"host":
             if self.host is not None:
                 self.bad = True
             self.host = value

@@ -150,7 +150,7 @@ async def _expire(ctx: Context) -> None:
     interval = min(max(ctx.config.timeout / 10, 0.01), 1.0)
     while True:
         await asyncio.sleep(interval)
-        now = time.perf_counter()
+        now = time.monotonic()
         late = [c.exchange for c in ctx.connections if c.exchange and c.exchange.deadline <= now]
         for exchange in late:
             exchange.expire()

@@ -7,7 +7,6 @@ while pooled, any byte or close from the backend just ends the connection.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
@@ -81,8 +80,8 @@ class Upstream(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def release(self, max_idle: int) -> None:
-        """Return to the backend's pool, or close if it cannot take more."""
+    def release(self, max_idle: int, now: float) -> None:
+        """Return to the backend's pool (idle since `now`), or close if it cannot take more."""
         self.user = None
         backend = self.backend
         if self.closed or backend.removed or len(backend.idle) >= max_idle:
@@ -91,5 +90,5 @@ class Upstream(asyncio.Protocol):
         if self.transport is not None and self.transport.is_reading() is False:
             self.transport.resume_reading()
         self.reused = True
-        self.idle_since = time.monotonic()
+        self.idle_since = now
         backend.idle.append(self)
