@@ -71,6 +71,7 @@ class Exchange:
         "has_length",
         "head_sent",
         "host",
+        "interim",
         "length",
         "lines",
         "nbytes",
@@ -116,6 +117,8 @@ class Exchange:
         self.reason = b""
         self.lines: list[bytes] = []
         self.has_length = self.chunked_in = False
+        #: the response being parsed is an interim one (100 Continue)
+        self.interim = False
         self.length = 0
         self.upgrade: bytes | None = None
         self.backend_keep_alive = False
@@ -261,6 +264,7 @@ class Exchange:
             self.lines = []
             self.reason = b""
             self.has_length = self.chunked_in = False
+            self.interim = True
             return
         self.status = status
         self.backend_keep_alive = parser.should_keep_alive()
@@ -302,6 +306,9 @@ class Exchange:
             self.out.append(body)
 
     def on_message_complete(self) -> None:
+        if self.interim:  # the end of the 100 Continue: the response follows
+            self.interim = False
+            return
         if self.chunked_out:
             self.out.append(b"0\r\n\r\n")
         self.response_complete = True

@@ -112,3 +112,38 @@ def test_websocket_upgrade_is_a_raw_pipe(router, servers):
             assert got == word.upper()
     [(_, line)] = router.wait_log(1)
     assert "status=101" in line
+
+
+def _response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One response with a Content-Length off `sock`: (head, body)."""
+    def more() -> bytes:
+        piece = sock.recv(65536)
+        assert piece, "the router closed the connection"
+        return piece
+
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += more()
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += more()
+    return head, body
+
+
+def test_expect_100_continue(router, servers):
+    """A client that waits for `100 Continue` before its body (curl, for a large
+    upload) gets it, then the answer, and keeps its connection."""
+    router.route({"alpha": [servers()]})
+    body = bytes(range(256)) * 400
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as s:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: alpha.localhost\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        assert s.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(body)
+        head, answer = _response(s)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert json.loads(answer)["sha256"] == hashlib.sha256(body).hexdigest()
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: alpha.localhost\r\n\r\n")
+        head, _ = _response(s)
+        assert head.startswith(b"HTTP/1.1 200 ")
