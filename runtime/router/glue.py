@@ -99,20 +99,18 @@ async def follow(source: SnapshotSource, table: RoutingTable) -> None:
             logger.error("routing snapshot refused: %s", e)
 
 
-class JsonLinesSink:
-    """Log lines as JSON lines `{"app": ..., "line": ...}`, written every FLUSH_DELAY.
+class _Batch:
+    """Log entries written together every FLUSH_DELAY, by `_write` (which takes
+    `pending`). Made on the loop it serves: asyncio.get_running_loop() costs a
+    getpid() call."""
 
-    Made on the loop it serves: asyncio.get_running_loop() costs a getpid() call.
-    """
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
+    def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.pending: list[str] = []
         self.scheduled = False
 
-    def log(self, app: str, line: str) -> None:
-        self.pending.append(f'{{"app": {_quote(app)}, "line": {_quote(line)}}}')
+    def _add(self, entry: str) -> None:
+        self.pending.append(entry)
         if not self.scheduled:
             self.scheduled = True
             self.loop.call_later(FLUSH_DELAY, self.flush)
@@ -120,12 +118,29 @@ class JsonLinesSink:
     def flush(self) -> None:
         self.scheduled = False
         if self.pending:
-            lines, self.pending = self.pending, []
-            self.out.write(("\n".join(lines) + "\n").encode())
-            self.out.flush()
+            self._write()
+
+    def _write(self) -> None:
+        raise NotImplementedError
 
 
-class ControlLink:
+class JsonLinesSink(_Batch):
+    """Log lines as JSON lines `{"app": ..., "line": ...}`, written every FLUSH_DELAY."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        super().__init__()
+        self.out = out
+
+    def log(self, app: str, line: str) -> None:
+        self._add(f'{{"app": {_quote(app)}, "line": {_quote(line)}}}')
+
+    def _write(self) -> None:
+        lines, self.pending = self.pending, []
+        self.out.write(("\n".join(lines) + "\n").encode())
+        self.out.flush()
+
+
+class ControlLink(_Batch):
     """The supervisor's control socket: snapshots in, acks and log lines out.
 
     One connection carries both: the router asks for the `routes` stream,
@@ -133,18 +148,15 @@ class ControlLink:
     stops an old generation only once every router has moved off it), and
     sends its log lines as `{"entries": [[app, line], ...]}`, every FLUSH_DELAY.
     A lost connection is reopened; the table stays as it was meanwhile.
-    Made on the loop it serves, like JsonLinesSink.
+    Log entries are kept as JSON text: json.dumps of the list costs twice as much.
     """
 
     RETRY = 0.5
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self.loop = asyncio.get_running_loop()
         self.writer: asyncio.StreamWriter | None = None
-        #: entries as JSON text: json.dumps of the list costs twice as much
-        self.pending: list[str] = []
-        self.scheduled = False
 
     async def follow(self, table: RoutingTable) -> None:
         while True:
@@ -169,14 +181,10 @@ class ControlLink:
             writer.write(json.dumps({"ack": snapshot.get("version", 0)}).encode() + b"\n")
 
     def log(self, app: str, line: str) -> None:
-        self.pending.append(f"[{_quote(app)}, {_quote(line)}]")
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_later(FLUSH_DELAY, self.flush)
+        self._add(f"[{_quote(app)}, {_quote(line)}]")
 
-    def flush(self) -> None:
-        self.scheduled = False
-        if self.pending and self.writer is not None and not self.writer.is_closing():
+    def _write(self) -> None:
+        if self.writer is not None and not self.writer.is_closing():
             entries, self.pending = self.pending, []
             self.writer.write(f'{{"entries": [{", ".join(entries)}]}}\n'.encode())
         elif len(self.pending) > 10_000:  # no supervisor to take them: keep the newest
