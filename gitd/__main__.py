@@ -7,7 +7,6 @@ It takes the SSH listening socket from `LISTEN_FDS` and its settings from the
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
@@ -17,25 +16,13 @@ from gitd.context import Context
 from gitd.hooks import DEFAULT_HOOK, HOOK_ENV
 from gitd.server import Sessions, serve
 from gitd.worker import remove_orphans
-from gitd.workers import WorkerPool
+from gitd.workers import WorkerPool, bound_heap
 from runtime.settings import Settings
 from runtime.sockets import inherited_sockets
 from runtime.store import Store
 
 #: seconds of the supervisor's grace period kept for stopping after the drain
 DRAIN_MARGIN = 5.0
-
-
-#: glibc's mallopt parameter: allocations from this size up get their own mapping
-M_MMAP_THRESHOLD = -3
-
-
-def _bounded_heap() -> None:
-    """Keep large buffers off the heap. glibc raises its mapping threshold to the
-    size of each mapped buffer freed, after which a push's window-sized buffers
-    come from the heap, which fragments and stays grown: a fixed threshold gives
-    each one back when it is freed (gitd's peak during a push: 3 MB lower)."""
-    ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
 async def main() -> int:
@@ -69,5 +56,5 @@ async def main() -> int:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _bounded_heap()
+    bound_heap()
     sys.exit(asyncio.run(main()))
