@@ -255,12 +255,12 @@ class Exchange:
         if parser is None:
             return
         status = parser.get_status_code()
-        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, self.reason, b"\r\n"]
-        head += self.lines
+        out = self.out
+        out += (_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, self.reason, b"\r\n")
+        out += self.lines
         if 100 <= status < 200 and status != 101:
             # An interim response (100 Continue): passed on, the real one follows.
-            head.append(b"\r\n")
-            self.out.append(b"".join(head))
+            out.append(b"\r\n")
             self.lines = []
             self.reason = b""
             self.has_length = self.chunked_in = False
@@ -268,8 +268,7 @@ class Exchange:
             return
         self.status = status
         self.backend_keep_alive = parser.should_keep_alive()
-        self._framing(status, head)
-        self.out.append(b"".join(head))
+        self._framing(status, out)
         self.head_sent = True
         if self.req.head_only or status in (101, 204, 304):
             self.response_complete = True

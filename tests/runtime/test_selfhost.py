@@ -4,7 +4,8 @@ A push of this repository to app `ouro` builds it with the Python buildpack,
 rolls gitd, the router and the scheduler onto the new release while an app
 keeps serving, then the supervisor re-executes into the new code. A broken
 platform release is refused and changes nothing; `rollback -a ouro` goes back.
-The tests run in order on one platform: each starts from where the last left it.
+The tests run in order on one platform: each starts from where the last left it,
+and each can also run alone.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def platform(
         yield platform
     finally:
         assert platform.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def steady(
+    platform: Platform, keys: dict[str, SshKey], tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The app that keeps serving v1 while the platform changes under it."""
+    files = {"app.py": SERVER.format(version="v1"), "Procfile": "web: python3 app.py\n"}
+    deploy(platform, keys["admin"], tmp_path_factory.mktemp("steady"), APP, files)
+    return APP
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +98,9 @@ def _installed_commit() -> str:
 
 
 def test_a_push_of_the_platform_upgrades_it_while_apps_serve(
-    platform: Platform, keys: dict[str, SshKey], source: Path, tmp_path: Path
+    platform: Platform, keys: dict[str, SshKey], source: Path, steady: str
 ) -> None:
     admin = keys["admin"]
-    deploy(platform, admin, tmp_path, APP, {"app.py": SERVER.format(version="v1"),
-                                            "Procfile": "web: python3 app.py\n"})  # fmt: skip
     ok(platform.ssh(admin, "addons:create", "-a", APP, "postgres"))
     ok(platform.ssh_raw(admin, f"cron:add -a {APP} '*/2 * * * * *' echo tick"))
     wait_for(lambda: "app[scheduler." in _logs(platform, admin, APP), what="a first cron run")
@@ -152,6 +161,7 @@ def test_a_broken_platform_release_is_refused(
     platform: Platform,
     keys: dict[str, SshKey],
     source: Path,
+    steady: str,
     path: str,
     breakage: tuple[str, str],
     reason: str,
@@ -192,7 +202,7 @@ def _commit_gitd(
 
 
 def test_a_release_that_crashes_after_it_came_up_is_rolled_back(
-    platform: Platform, keys: dict[str, SshKey], source: Path
+    platform: Platform, keys: dict[str, SshKey], source: Path, steady: str
 ) -> None:
     admin = keys["admin"]
     running = ok(platform.ssh(admin, "version")).strip()
@@ -220,7 +230,7 @@ def test_a_release_that_crashes_after_it_came_up_is_rolled_back(
 
 
 def test_a_platform_killed_in_the_middle_of_an_upgrade_comes_back_on_its_release(
-    platform: Platform, keys: dict[str, SshKey], source: Path
+    platform: Platform, keys: dict[str, SshKey], source: Path, steady: str
 ) -> None:
     admin = keys["admin"]
     running = ok(platform.ssh(admin, "version")).strip()
@@ -246,7 +256,7 @@ def test_a_platform_killed_in_the_middle_of_an_upgrade_comes_back_on_its_release
 
 
 def test_ouro_up_starts_from_the_current_release_and_rollback_reaches_v1(
-    platform: Platform, keys: dict[str, SshKey]
+    platform: Platform, keys: dict[str, SshKey], steady: str
 ) -> None:
     admin = keys["admin"]
     current = ok(platform.ssh(admin, "version")).strip()  # the first upgrade's
@@ -266,7 +276,7 @@ def test_ouro_up_starts_from_the_current_release_and_rollback_reaches_v1(
 
 
 def test_when_the_new_supervisor_cannot_take_over_the_previous_one_resumes(
-    platform: Platform, keys: dict[str, SshKey], source: Path
+    platform: Platform, keys: dict[str, SshKey], source: Path, steady: str
 ) -> None:
     admin = keys["admin"]
     before = _supervisor(platform)
