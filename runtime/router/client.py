@@ -226,6 +226,10 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.write(data)
 
+    def writelines(self, parts: list[bytes]) -> None:
+        if self.transport is not None:
+            self.transport.writelines(parts)
+
     def close(self) -> None:
         """Close once what was written has been sent."""
         if self.transport is not None:

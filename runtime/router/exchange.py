@@ -45,7 +45,7 @@ _RESPONSE_PLAIN: set[bytes] = set()
 _METHODS = {m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE")}
 #: status lines up to the reason phrase: formatting one costs more than a lookup
 _STATUS_LINES = {status: b"HTTP/1.1 %d " % status for status in range(100, 600)}
-#: past this size a read's response pieces are handed to the transport unjoined
+#: past this size a read's response pieces are handed to the transport as a list
 _JOIN_MAX = 64 * 1024
 
 
@@ -402,8 +402,7 @@ class Exchange:
             # the read itself: cheaper to join than to sum its length first.
             self.client.write(b"".join(out))
         else:
-            for piece in out:
-                self.client.write(piece)
+            self.client.writelines(out)  # one writev, no copy of the large pieces
 
     def _finish(self) -> None:
         req = self.req

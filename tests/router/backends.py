@@ -80,6 +80,17 @@ class Handler(BaseHTTPRequestHandler):
         size = int(self.path.split("=")[1]) if "=" in self.path else 1 << 21
         self.send(200, bytes(range(256)) * (size // 256), "application/octet-stream")
 
+    def get_big_chunked(self) -> None:
+        """`n` bytes in chunks of 256 KiB: reads larger than the router joins."""
+        body = bytes(range(256)) * (int(self.path.split("=")[1]) // 256)
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for start in range(0, len(body), 1 << 18):
+            piece = body[start : start + (1 << 18)]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
     def get_hang(self) -> None:
         self.server.release.wait(10)
         self.close_connection = True

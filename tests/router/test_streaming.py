@@ -82,6 +82,17 @@ def test_large_upload_and_download_intact(router, servers):
     assert line.endswith(f"status=200 bytes={len(data)}")
 
 
+def test_large_chunked_download_intact(router, servers):
+    router.route({"alpha": [servers()]})
+    conn = connect(router.port)
+    for _ in range(2):  # and the connection serves the next request
+        conn.request("GET", "/big-chunked?n=3000000", headers={"Host": "alpha.localhost"})
+        resp = conn.getresponse()
+        assert resp.getheader("Transfer-Encoding") == "chunked"
+        assert resp.read() == bytes(range(256)) * (3_000_000 // 256)
+    conn.close()
+
+
 def test_pipelined_requests_answered_in_order(router, servers):
     a = servers()
     router.route({"alpha": [a]})
