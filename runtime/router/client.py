@@ -17,7 +17,7 @@ import httptools
 from . import pages
 from .context import HOST_CACHE_MAX, Context
 from .exchange import Exchange
-from .request import BUFFER_MAX, PLAIN, PLAIN_MAX, SPECIAL, Request
+from .request import BUFFER_MAX, HEAD_MAX, PLAIN, PLAIN_MAX, SPECIAL, Request
 from .table import BadHost, normalize_host
 from .tunnel import Tunnel
 
@@ -27,6 +27,9 @@ PAUSE_UPSTREAM = 2
 PAUSE_BUFFER = 4
 PAUSE_UPGRADE = 8
 
+#: seconds a refused request's connection drops what the client still sends
+LINGER = 2.0
+
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
@@ -35,6 +38,7 @@ class ClientConnection(asyncio.Protocol):
         "fwd",
         "idle_since",
         "ip",
+        "lingering",
         "parser",
         "paused",
         "queue",
@@ -55,6 +59,8 @@ class ClientConnection(asyncio.Protocol):
         self.exchange: Exchange | None = None
         self.tunnel: Tunnel | None = None
         self.upgraded = False
+        #: refused: reading only to drop what comes, until closed (see refuse)
+        self.lingering = False
         self.paused = 0
         self.write_paused = False
         self.ip = b"unknown"
@@ -82,8 +88,10 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.client_data(data)
             return
         if self.upgraded:
-            self.req.leftover += data
+            if not self.lingering:
+                self.req.leftover += data
             return
+        req = self.req
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
@@ -91,13 +99,24 @@ class ClientConnection(asyncio.Protocol):
             self.upgraded = True
             self._pause(PAUSE_UPGRADE, True)
         except httptools.HttpParserError:
-            bad = Request()
-            bad.bad = True
-            self.queue.append(bad)
-            self.upgraded = True  # nothing more is parsed on this connection
-            self._pause(PAUSE_UPGRADE, True)
+            self._refuse(400)
+        else:
+            if self.req is req and not req.head_done:
+                # A head still coming: bounded. (Reads that end a request and
+                # begin the next are not counted: at most one read more.)
+                req.head_size += len(data)
+                if req.head_size > HEAD_MAX:
+                    self._refuse(431)
         if self.exchange is None and self.queue:
             self._next()
+
+    def _refuse(self, status: int) -> None:
+        """Parse no more: what is queued is answered, then `status`, then the connection closes."""
+        refused = Request()
+        refused.error = status
+        self.queue.append(refused)
+        self.upgraded = True  # what follows is not parsed
+        self._pause(PAUSE_UPGRADE, True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -150,6 +169,7 @@ class ClientConnection(asyncio.Protocol):
         req.http10 = parser.get_http_version() == "1.0"
         req.keep_alive = parser.should_keep_alive()
         req.wants_upgrade = parser.should_upgrade()
+        req.head_done = True
         self.queue.append(req)
         if len(self.queue) > 1:
             self._pause(PAUSE_QUEUE, True)
@@ -179,15 +199,15 @@ class ClientConnection(asyncio.Protocol):
             self._pause(PAUSE_QUEUE, False)
         ctx = self.ctx
         raw = req.host
-        if req.bad or raw is None:
-            self.reply(pages.bad_request(req.head_only), close=True)
+        if req.error or raw is None:
+            self.refuse(pages.bad_request(req.error or 400, req.head_only))
             return
         host = ctx.hosts.get(raw)
         if host is None:
             try:
                 host = normalize_host(raw.decode("latin-1"))
             except BadHost:
-                self.reply(pages.bad_request(req.head_only), close=True)
+                self.refuse(pages.bad_request(400, req.head_only))
                 return
             if len(ctx.hosts) < HOST_CACHE_MAX:
                 ctx.hosts[raw] = host
@@ -203,6 +223,26 @@ class ClientConnection(asyncio.Protocol):
         """Write a response the router made itself, then go on or close."""
         self.write(response)
         self.done(not close, time.monotonic())
+
+    def refuse(self, response: bytes) -> None:
+        """Answer a request the router will not forward, then close the connection.
+
+        Closing with bytes still unread (the rest of a head too large, a body)
+        makes the kernel send a reset, which can reach the client before the
+        response does. So the response is followed by a FIN, and what the client
+        still sends is read and dropped for LINGER seconds, as nginx does.
+        """
+        self.write(response)
+        self.exchange = None
+        self.queue.clear()
+        transport = self.transport
+        if transport is None:
+            return
+        self.lingering = self.upgraded = True  # nothing more is parsed
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._pause(PAUSE_QUEUE | PAUSE_UPSTREAM | PAUSE_BUFFER | PAUSE_UPGRADE, False)
+        self.ctx.loop.call_later(LINGER, self.close)
 
     def done(self, keep_alive: bool, now: float) -> None:
         """The current request is answered (at `now`); serve the next one or close."""

@@ -16,8 +16,8 @@ import httptools
 
 from . import pages
 from .logline import request_line
-from .pages import H10, H12, H13, H14, H27, RouterError
-from .request import PLAIN_MAX
+from .pages import H10, H12, H13, H14, H17, H27, RouterError
+from .request import HEAD_MAX, PLAIN_MAX
 from .table import AppRoute, Backend
 from .tunnel import Tunnel
 from .upstream import Upstream
@@ -70,6 +70,7 @@ class Exchange:
         "got_bytes",
         "has_length",
         "head_sent",
+        "head_size",
         "host",
         "interim",
         "length",
@@ -125,6 +126,8 @@ class Exchange:
         # the response, as passed on
         self.out: list[bytes] = []
         self.got_bytes = self.head_sent = self.response_complete = False
+        #: bytes read before the response's head was complete (see HEAD_MAX)
+        self.head_size = 0
         self.close_client = self.chunked_out = self.eof_body = False
         self.nbytes = 0
         #: body bytes still due on a Content-Length response: passed on unparsed
@@ -328,9 +331,12 @@ class Exchange:
             leftover = data[e.args[0] :]
         except httptools.HttpParserError:
             broken = True
+        if not self.head_sent:
+            self.head_size += len(data)
+            broken = broken or self.head_size > HEAD_MAX
         self._flush(len(data))
         if broken:
-            self._broken(H13)
+            self._broken(H17)
         elif self.status == 101 and self.req.wants_upgrade:
             self._tunnel(leftover)
         elif self.response_complete:

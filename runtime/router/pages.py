@@ -1,4 +1,4 @@
-"""The responses the router writes itself: 400, 404 and the Heroku-coded 503s."""
+"""The responses the router writes itself: 400, 404, 431 and the Heroku-coded 503s."""
 
 from __future__ import annotations
 
@@ -16,9 +16,19 @@ H10 = RouterError("H10", "App crashed")
 H12 = RouterError("H12", "Request timeout")
 H13 = RouterError("H13", "Connection closed without response")
 H14 = RouterError("H14", "No web processes running")
+H17 = RouterError("H17", "Poorly formatted HTTP response")
 H27 = RouterError("H27", "Client Request Interrupted")
 
-_REASONS = {400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
+_REASONS = {
+    400: "Bad Request",
+    404: "Not Found",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+_REFUSALS = {
+    400: "The request could not be understood.",
+    431: "The request's headers are too large.",
+}
 
 
 def page(
@@ -52,10 +62,9 @@ def page(
     return head if head_only else head + body
 
 
-def bad_request(head_only: bool = False) -> bytes:
-    return page(
-        400, "Bad Request", "The request could not be understood.", close=True, head_only=head_only
-    )
+def bad_request(status: int = 400, head_only: bool = False) -> bytes:
+    """A request refused before it reached an app (400 or 431); the connection closes."""
+    return page(status, _REASONS[status], _REFUSALS[status], close=True, head_only=head_only)
 
 
 def no_such_app(host: str, close: bool, head_only: bool = False) -> bytes:

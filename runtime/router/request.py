@@ -33,18 +33,25 @@ _REQUEST_ID = re.compile(rb"[\w+/=.:@-]{1,200}", re.ASCII)
 #: past this much body waiting for a backend connection, the client is paused
 BUFFER_MAX = 256 * 1024
 
+#: the largest request or response head (request or status line and headers)
+#: the router takes: past it, a request gets 431 and a response H17. Without a
+#: bound, a head that never ends would be buffered until memory runs out.
+HEAD_MAX = 64 * 1024
+
 
 class Request:
     # Slots, every one set in __init__, as for Exchange: reading an attribute
     # left to a class default misses the interpreter's fast path.
     __slots__ = (
-        "bad",
         "body",
         "buffered",
         "chunked",
         "complete",
+        "error",
         "has_body",
+        "head_done",
         "head_only",
+        "head_size",
         "host",
         "http10",
         "keep_alive",
@@ -71,7 +78,11 @@ class Request:
         self.request_id: str | None = None
         self.upgrade: bytes | None = None
         self.chunked = self.http10 = self.wants_upgrade = self.head_only = False
-        self.bad = self.complete = self.has_body = False
+        self.complete = self.has_body = self.head_done = False
+        #: the HTTP status to refuse the request with, instead of forwarding it
+        self.error = 0
+        #: bytes read while the head was incomplete (see HEAD_MAX)
+        self.head_size = 0
         self.keep_alive = True
         #: body chunks received before a backend connection took them
         self.body: list[bytes] = []
@@ -85,7 +96,7 @@ class Request:
         """A header in SPECIAL, `lname` being its `name` in lower case."""
         if lname == b"host":
             if self.host is not None:
-                self.bad = True
+                self.error = 400
             self.host = value
             self.lines += (name, b": ", value, b"\r\n")
         elif lname == b"x-forwarded-for":

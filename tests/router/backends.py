@@ -91,6 +91,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
         self.wfile.write(b"0\r\n\r\n")
 
+    def get_garbage(self) -> None:
+        self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+        self.close_connection = True
+
+    def get_endless_head(self) -> None:
+        """A status line, then a header that goes on for 1 MB."""
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * (1 << 20))
+        self.close_connection = True
+
     def get_hang(self) -> None:
         self.server.release.wait(10)
         self.close_connection = True

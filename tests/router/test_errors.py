@@ -59,6 +59,15 @@ def test_h13_closed_without_response(router, servers):
     assert error_of(*get(router.port, "alpha.localhost", "/drop")) == "H13"
 
 
+def test_h17_malformed_or_endless_response_head(router, servers):
+    router.route({"alpha": [servers()]})
+    assert error_of(*get(router.port, "alpha.localhost", "/garbage")) == "H17"
+    assert error_of(*get(router.port, "alpha.localhost", "/endless-head")) == "H17"
+    lines = [line for _, line in router.wait_log(2)]
+    assert all('code=H17 desc="Poorly formatted HTTP response"' in line for line in lines)
+    assert json.loads(get(router.port, "alpha.localhost")[2])["dyno"] == "web.1"
+
+
 def test_truncated_response_closes_client_and_router_goes_on(router, servers):
     router.route({"alpha": [servers()]})
     reply = raw(router.port, b"GET /truncate HTTP/1.1\r\nHost: alpha.localhost\r\n\r\n")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
+import socket
 import threading
 
 from .client import connect, echo, get, raw
@@ -44,6 +46,31 @@ def test_missing_or_bad_host_is_400_and_closes(router, servers):
 def test_malformed_request_is_400_and_closes(router, servers):
     router.route({"alpha": [servers()]})
     assert raw(router.port, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+
+
+def test_endless_request_head_is_431_and_router_goes_on(router, servers):
+    """A head that never ends is refused once it passes 64 KiB, not buffered on:
+    the client, still sending, gets its 431 (not a reset) and stops."""
+    router.route({"alpha": [servers()]})
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: alpha.localhost\r\nCookie: ")
+        sent = []
+
+        def send() -> None:
+            with contextlib.suppress(OSError):  # the router closes, in the end
+                for _ in range(64):  # 16 MB
+                    s.sendall(b"a" * (256 * 1024))
+                    sent.append(1)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        reply = b""
+        while piece := s.recv(65536):
+            reply += piece
+        sender.join()
+    assert reply.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert b"Connection: close" in reply and b"too large" in reply
+    assert echo(router.port, "alpha.localhost")["dyno"] == "web.1"
 
 
 def test_sequential_requests_alternate_between_backends(router, servers):
