@@ -1,6 +1,6 @@
 """Benchmark the router against nginx as a reverse proxy, on loopback, with wrk.
 
-    python bench/router.py [--duration 5] [--connections 16] [--rounds 1] [--baseline DIR]
+    python bench/router.py [--duration 5] [--connections 16] [--rounds 3] [--baseline DIR]
                            [--reuseport]
 
 Backend: nginx serving static files (small page, 1 MB file). In front of it, in
@@ -8,9 +8,12 @@ the same run: nothing (direct), Ouro's router (one process; two processes
 sharing one listening socket), nginx with `worker_processes 1` and `auto`
 (upstream keepalive on). Load: wrk with browser-like request headers.
 
-The host is shared and noisy, so `--rounds N` measures every proxy N times,
-interleaved, and reports medians; `--baseline DIR` (another checkout, e.g.
-from `git archive`) adds its router to the same rounds for a before/after;
+The host is shared and noisy: req/s through the same proxy swings by a fifth
+from one run to the next. So every proxy runs throughout, and each of `--rounds N`
+measures them one after the other (in reverse order every other round): a proxy
+is compared with its reference measured next to it, and the ratios are reported
+as their median and range over the rounds. `--baseline DIR` (another checkout,
+e.g. from `git archive`) adds its router to the same rounds for a before/after;
 `--reuseport` adds two routers with a SO_REUSEPORT socket each.
 
 `cpu us` is the CPU time (user + system) of the proxy's processes during the
@@ -36,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +116,8 @@ http {{
 class Result:
     name: str
     workload: str
+    #: the round it was measured in
+    round: int
     rps: float
     p50_ms: float
     p99_ms: float
@@ -219,39 +224,26 @@ def ms(value: str) -> float:
     return float(num) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def measure(name: str, port: int, args: argparse.Namespace, lua: Path,
-            proxy: list[int]) -> list[Result]:
-    """Both workloads through the proxy on `port`, whose processes are under `proxy`."""
-    wait_listening(port)
-    results = []
-    for workload, path in (("small", "/small.html"), ("1 MB", "/big.bin")):
-        wrk(port, path, argparse.Namespace(**{**vars(args), "duration": 1}), lua, proxy)  # warm up
-        r = Result(name, workload, *wrk(port, path, args, lua, proxy))
-        results.append(r)
-        print(f"  {name:<18} {workload:<6} {r.rps:>10.0f} req/s {r.cpu_us:>8.1f} cpu us/req",
-              file=sys.stderr)
-    return results
+WORKLOADS = (("small", "/small.html"), ("1 MB", "/big.bin"))
+#: each proxy's reference: the nginx setup it is held against
+AGAINST = {"ouro x1": "nginx 1", "ouro x2": "nginx auto", "ouro x2 rp": "nginx auto",
+           "base x1": "nginx 1", "base x2": "nginx auto"}
+
+
+def measure(name: str, port: int, workload: str, path: str, args: argparse.Namespace,
+            lua: Path, proxy: list[int], round: int) -> Result:
+    """One wrk run through the proxy on `port`, whose processes are under `proxy`."""
+    r = Result(name, workload, round, *wrk(port, path, args, lua, proxy))
+    print(f"  {round:>2} {name:<12} {workload:<6} {r.rps:>9.0f} req/s {r.cpu_us:>7.1f} cpu us/req",
+          file=sys.stderr)
+    return r
 
 
 def run(args: argparse.Namespace) -> list[Result]:
-    results: list[Result] = []
-    for _ in range(args.rounds):
-        results += run_once(args)
-    return median(results)
-
-
-def median(results: list[Result]) -> list[Result]:
-    """One result per (proxy, load): the median round by requests/s, with the
-    median CPU per request over all rounds."""
-    by: dict[tuple[str, str], list[Result]] = {}
-    for r in results:
-        by.setdefault((r.name, r.workload), []).append(r)
-    return [replace(sorted(rs, key=lambda r: r.rps)[len(rs) // 2],
-                    cpu_us=statistics.median(r.cpu_us for r in rs)) for rs in by.values()]
-
-
-def run_once(args: argparse.Namespace) -> list[Result]:
-    with tempfile.TemporaryDirectory(prefix="ouro-bench-") as t:
+    """Every proxy runs throughout; each round measures them one after the other,
+    in reverse order every other round, so a proxy and its reference run next to
+    each other and the machine's drift falls on both alike."""
+    with tempfile.TemporaryDirectory(prefix="ouro-bench-") as t, contextlib.ExitStack() as stack:
         tmp = Path(t)
         tmp.chmod(0o755)  # nginx's workers run as an unprivileged user when we are root
         (tmp / "www").mkdir()
@@ -260,43 +252,68 @@ def run_once(args: argparse.Namespace) -> list[Result]:
         lua = tmp / "headers.lua"
         lua.write_text(WRK_LUA)
         backend = free_port()
-        results: list[Result] = []
-        with nginx(tmp, "backend", NGINX_BACKEND.format(tmp=tmp, port=backend)) as pids:
-            results += measure("direct", backend, args, lua, pids)
-            trees = [("ouro", ROOT)]
-            if args.baseline is not None:
-                trees.insert(0, ("base", args.baseline.resolve()))
-            for count in (1, 2):
-                for label, root in trees:
-                    port = free_port()
-                    with routers(tmp, backend, port, count, root) as pids:
-                        results += measure(f"{label} x{count}", port, args, lua, pids)
-            if args.reuseport:
+        proxies: dict[str, tuple[int, list[int]]] = {}
+        proxies["direct"] = (backend, stack.enter_context(
+            nginx(tmp, "backend", NGINX_BACKEND.format(tmp=tmp, port=backend))))
+        wait_listening(backend)
+        trees = [("ouro", ROOT)]
+        if args.baseline is not None:
+            trees.insert(0, ("base", args.baseline.resolve()))
+        for count, workers in ((1, "1"), (2, "auto")):
+            for label, root in trees:
                 port = free_port()
-                with routers(tmp, backend, port, 2, reuseport=True) as pids:
-                    results += measure("ouro x2 rp", port, args, lua, pids)
-            for workers in ("1", "auto"):
+                proxies[f"{label} x{count}"] = (port, stack.enter_context(
+                    routers(tmp, backend, port, count, root)))
+            if count == 2 and args.reuseport:
                 port = free_port()
-                conf = NGINX_PROXY.format(tmp=tmp, port=port, backend=backend, workers=workers)
-                with nginx(tmp, f"proxy-{workers}", conf) as pids:
-                    results += measure(f"nginx {workers}", port, args, lua, pids)
+                proxies["ouro x2 rp"] = (port, stack.enter_context(
+                    routers(tmp, backend, port, 2, reuseport=True)))
+            port = free_port()
+            conf = NGINX_PROXY.format(tmp=tmp, port=port, backend=backend, workers=workers)
+            proxies[f"nginx {workers}"] = (port, stack.enter_context(
+                nginx(tmp, f"proxy-{workers}", conf)))
+            wait_listening(port)
+        warm = argparse.Namespace(**{**vars(args), "duration": 1})
+        for port, pids in proxies.values():
+            for _, path in WORKLOADS:
+                wrk(port, path, warm, lua, pids)
+        order = [name for name in proxies if name != "direct"] + ["direct"]
+        results = []
+        for n in range(args.rounds):
+            for workload, path in WORKLOADS:
+                for name in order if n % 2 == 0 else reversed(order):
+                    port, pids = proxies[name]
+                    results.append(measure(name, port, workload, path, args, lua, pids, n))
         return results
 
 
 def report(results: list[Result]) -> None:
-    by = {(r.name, r.workload): r for r in results}
-    against = {"ouro x1": "nginx 1", "ouro x2": "nginx auto", "ouro x2 rp": "nginx auto",
-               "base x1": "nginx 1", "base x2": "nginx auto"}
-    print(f"{'proxy':<12} {'load':<6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8} "
-          f"{'cpu us':>7}  ratio")
+    """Per proxy and load: the median round's figures, then the median and the range
+    over rounds of its ratios to its reference measured in the same round."""
+    by: dict[tuple[str, str], list[Result]] = {}
     for r in results:
-        ref = by.get((against.get(r.name, ""), r.workload))
-        ratio = ""
-        if ref is not None:
-            ratio = (f"{r.rps / ref.rps:.2f}x {ref.name}, p50 {r.p50_ms - ref.p50_ms:+.2f} ms, "
-                     f"cpu {r.cpu_us / ref.cpu_us:.2f}x")
-        print(f"{r.name:<12} {r.workload:<6} {r.rps:>9.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
-              f"{r.mb_s:>8.0f} {r.cpu_us:>7.1f}  {ratio}")
+        by.setdefault((r.name, r.workload), []).append(r)
+    print(f"{'proxy':<12} {'load':<6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'MB/s':>8} "
+          f"{'cpu us':>7}  against its reference, per round: median [range]")
+    for (name, workload), rs in by.items():
+        mid = sorted(rs, key=lambda r: r.rps)[len(rs) // 2]
+        line = (f"{name:<12} {workload:<6} {mid.rps:>9.0f} {mid.p50_ms:>7.2f} {mid.p99_ms:>7.2f} "
+                f"{mid.mb_s:>8.0f} {statistics.median(r.cpu_us for r in rs):>7.1f}")
+        refs = {r.round: r for r in by.get((AGAINST.get(name, ""), workload), [])}
+        pairs = [(r, refs[r.round]) for r in rs if r.round in refs]
+        if pairs:
+            ref_name = pairs[0][1].name
+            line += (f"  {ref_name}: {_spread([r.rps / ref.rps for r, ref in pairs], 'x')}, "
+                     f"p50 {_spread([r.p50_ms - ref.p50_ms for r, ref in pairs], ' ms', '+.2f')}, "
+                     f"cpu {_spread([r.cpu_us / ref.cpu_us for r, ref in pairs], 'x')}")
+        print(line)
+
+
+def _spread(values: list[float], unit: str, fmt: str = ".2f") -> str:
+    mid = f"{statistics.median(values):{fmt}}{unit}"
+    if len(values) < 2:
+        return mid
+    return f"{mid} [{min(values):{fmt}}..{max(values):{fmt}}]"
 
 
 def main() -> int:
@@ -304,7 +321,7 @@ def main() -> int:
     p.add_argument("--duration", type=int, default=5, help="seconds per run")
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
-    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians reported")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported")
     p.add_argument("--baseline", type=Path, help="a checkout whose router is measured too")
     p.add_argument("--reuseport", action="store_true",
                    help="also two routers with a SO_REUSEPORT socket each (ouro x2 rp)")
