@@ -42,6 +42,7 @@ class ClientConnection(asyncio.Protocol):
         "parser",
         "paused",
         "queue",
+        "reading",
         "req",
         "transport",
         "tunnel",
@@ -62,6 +63,8 @@ class ClientConnection(asyncio.Protocol):
         #: refused: reading only to drop what comes, until closed (see refuse)
         self.lingering = False
         self.paused = 0
+        #: the size of the read being parsed
+        self.reading = 0
         self.write_paused = False
         self.ip = b"unknown"
         #: the log line's fwd= when the request has no X-Forwarded-For: decoded once
@@ -92,6 +95,7 @@ class ClientConnection(asyncio.Protocol):
                 self.req.leftover += data
             return
         req = self.req
+        self.reading = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
@@ -170,6 +174,10 @@ class ClientConnection(asyncio.Protocol):
         req.keep_alive = parser.should_keep_alive()
         req.wants_upgrade = parser.should_upgrade()
         req.head_done = True
+        # Bytes of earlier reads, and at most this whole read: only a large read
+        # can hold a head past HEAD_MAX, and only then is the head measured.
+        if req.head_size + self.reading > HEAD_MAX and req.head_bytes() > HEAD_MAX:
+            req.error = 431
         self.queue.append(req)
         if len(self.queue) > 1:
             self._pause(PAUSE_QUEUE, True)

@@ -108,6 +108,10 @@ class Request:
         elif lname == b"upgrade":
             self.upgrade = value
 
+    def head_bytes(self) -> int:
+        """The size of the head as parsed (not counting the headers the router drops)."""
+        return len(self.url) + sum(map(len, self.lines)) + len(self.xff or b"")
+
     def feed(self, chunk: bytes) -> None:
         self.has_body = True
         if self.sink is not None:

@@ -73,6 +73,14 @@ def test_endless_request_head_is_431_and_router_goes_on(router, servers):
     assert echo(router.port, "alpha.localhost")["dyno"] == "web.1"
 
 
+def test_request_head_over_64_kib_is_431_however_it_arrives(router, servers):
+    router.route({"alpha": [servers()]})
+    seen = echo(router.port, "alpha.localhost", Cookie="b" * 20_000)["headers"]
+    assert seen["Cookie"] == "b" * 20_000
+    status, headers, body = get(router.port, "alpha.localhost", Cookie="a" * 100_000)
+    assert (status, headers["Connection"]) == (431, "close") and b"too large" in body
+
+
 def test_sequential_requests_alternate_between_backends(router, servers):
     a, b = servers("web.1"), servers("web.2")
     router.route({"alpha": [a, b]})
