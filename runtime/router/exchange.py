@@ -79,6 +79,7 @@ class Exchange:
         "out",
         "parser",
         "raw_left",
+        "reading",
         "reason",
         "req",
         "request_id",
@@ -128,6 +129,8 @@ class Exchange:
         self.got_bytes = self.head_sent = self.response_complete = False
         #: bytes read before the response's head was complete (see HEAD_MAX)
         self.head_size = 0
+        #: the size of the read being parsed, while the head is
+        self.reading = 0
         self.close_client = self.chunked_out = self.eof_body = False
         self.nbytes = 0
         #: body bytes still due on a Content-Length response: passed on unparsed
@@ -257,6 +260,10 @@ class Exchange:
         parser = self.parser
         if parser is None:
             return
+        if self.head_size + self.reading > HEAD_MAX and (
+            len(self.reason) + sum(map(len, self.lines)) > HEAD_MAX
+        ):
+            raise httptools.HttpParserError("response head too large")  # H17
         status = parser.get_status_code()
         out = self.out
         out += (_STATUS_LINES.get(status) or b"HTTP/1.1 %d " % status, self.reason, b"\r\n")
@@ -324,6 +331,8 @@ class Exchange:
             return
         leftover = b""
         broken = False
+        if not self.head_sent:
+            self.reading = len(data)
         try:
             if self.parser is not None:
                 self.parser.feed_data(data)

@@ -95,6 +95,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
         self.close_connection = True
 
+    def get_large_head(self) -> None:
+        """A complete response whose head is 100 KB, written at once."""
+        large = b"a" * 100_000
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Large: %s\r\nContent-Length: 0\r\n\r\n" % large)
+
     def get_endless_head(self) -> None:
         """A status line, then a header that goes on for 1 MB."""
         self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * (1 << 20))

@@ -63,7 +63,8 @@ def test_h17_malformed_or_endless_response_head(router, servers):
     router.route({"alpha": [servers()]})
     assert error_of(*get(router.port, "alpha.localhost", "/garbage")) == "H17"
     assert error_of(*get(router.port, "alpha.localhost", "/endless-head")) == "H17"
-    lines = [line for _, line in router.wait_log(2)]
+    assert error_of(*get(router.port, "alpha.localhost", "/large-head")) == "H17"
+    lines = [line for _, line in router.wait_log(3)]
     assert all('code=H17 desc="Poorly formatted HTTP response"' in line for line in lines)
     assert json.loads(get(router.port, "alpha.localhost")[2])["dyno"] == "web.1"
 
