@@ -60,7 +60,7 @@ class ClientConnection(asyncio.Protocol):
         self.exchange: Exchange | None = None
         self.tunnel: Tunnel | None = None
         self.upgraded = False
-        #: refused: reading only to drop what comes, until closed (see refuse)
+        #: refused: reading only to drop what comes, until closed (see _refuse)
         self.lingering = False
         self.paused = 0
         #: the size of the read being parsed
@@ -103,18 +103,18 @@ class ClientConnection(asyncio.Protocol):
             self.upgraded = True
             self._pause(PAUSE_UPGRADE, True)
         except httptools.HttpParserError:
-            self._refuse(400)
+            self._stop_parsing(400)
         else:
             if self.req is req and not req.head_done:
                 # A head still coming: bounded. (Reads that end a request and
                 # begin the next are not counted: at most one read more.)
                 req.head_size += len(data)
                 if req.head_size > HEAD_MAX:
-                    self._refuse(431)
+                    self._stop_parsing(431)
         if self.exchange is None and self.queue:
             self._next()
 
-    def _refuse(self, status: int) -> None:
+    def _stop_parsing(self, status: int) -> None:
         """Parse no more: what is queued is answered, then `status`, then the connection closes."""
         refused = Request()
         refused.error = status
@@ -208,14 +208,14 @@ class ClientConnection(asyncio.Protocol):
         ctx = self.ctx
         raw = req.host
         if req.error or raw is None:
-            self.refuse(pages.bad_request(req.error or 400, req.head_only))
+            self._refuse(pages.bad_request(req.error or 400, req.head_only))
             return
         host = ctx.hosts.get(raw)
         if host is None:
             try:
                 host = normalize_host(raw.decode("latin-1"))
             except BadHost:
-                self.refuse(pages.bad_request(400, req.head_only))
+                self._refuse(pages.bad_request(400, req.head_only))
                 return
             if len(ctx.hosts) < HOST_CACHE_MAX:
                 ctx.hosts[raw] = host
@@ -232,7 +232,7 @@ class ClientConnection(asyncio.Protocol):
         self.write(response)
         self.done(not close, time.monotonic())
 
-    def refuse(self, response: bytes) -> None:
+    def _refuse(self, response: bytes) -> None:
         """Answer a request the router will not forward, then close the connection.
 
         Closing with bytes still unread (the rest of a head too large, a body)
