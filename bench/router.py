@@ -299,10 +299,10 @@ def report(results: list[Result]) -> None:
         mid = sorted(rs, key=lambda r: r.rps)[len(rs) // 2]
         line = (f"{name:<12} {workload:<6} {mid.rps:>9.0f} {mid.p50_ms:>7.2f} {mid.p99_ms:>7.2f} "
                 f"{mid.mb_s:>8.0f} {statistics.median(r.cpu_us for r in rs):>7.1f}")
-        refs = {r.round: r for r in by.get((AGAINST.get(name, ""), workload), [])}
+        ref_name = AGAINST.get(name, "")
+        refs = {r.round: r for r in by.get((ref_name, workload), [])}
         pairs = [(r, refs[r.round]) for r in rs if r.round in refs]
         if pairs:
-            ref_name = pairs[0][1].name
             line += (f"  {ref_name}: {_spread([r.rps / ref.rps for r, ref in pairs], 'x')}, "
                      f"p50 {_spread([r.p50_ms - ref.p50_ms for r, ref in pairs], ' ms', '+.2f')}, "
                      f"cpu {_spread([r.cpu_us / ref.cpu_us for r, ref in pairs], 'x')}")

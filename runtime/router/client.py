@@ -241,7 +241,6 @@ class ClientConnection(asyncio.Protocol):
         still sends is read and dropped for LINGER seconds, as nginx does.
         """
         self.write(response)
-        self.exchange = None
         self.queue.clear()
         transport = self.transport
         if transport is None:

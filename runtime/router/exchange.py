@@ -129,7 +129,7 @@ class Exchange:
         self.got_bytes = self.head_sent = self.response_complete = False
         #: bytes read before the response's head was complete (see HEAD_MAX)
         self.head_size = 0
-        #: the size of the read being parsed, while the head is incomplete
+        #: the size of the read being parsed
         self.reading = 0
         self.close_client = self.chunked_out = self.eof_body = False
         self.nbytes = 0
@@ -331,8 +331,7 @@ class Exchange:
             return
         leftover = b""
         broken = False
-        if not self.head_sent:
-            self.reading = len(data)
+        self.reading = len(data)
         try:
             if self.parser is not None:
                 self.parser.feed_data(data)
